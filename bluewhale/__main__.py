@@ -1,0 +1,3 @@
+from bluewhale.app import main
+
+main()

@@ -1,0 +1,117 @@
+"""A planted Criteo: a real `train.txt`-format file drawn from a known click model.
+
+Because the generator knows each row's true click probability, the best AUC any model can reach on the
+test rows is known too (`optimal_test_auc`), so a model's quality is measured against a ceiling.
+
+The click model is what DLRM is built to learn: per-value effects of some categorical features,
+pairwise dot products of latent vectors of others, and a linear effect of log(1 + dense). Values
+follow Zipf-like frequencies, so rare values exist and the frequency threshold matters; fields are
+empty at realistic rates and I2 takes small negative values, as in the real logs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from bluewhale.atomic import publish_atomically
+from bluewhale.dataset.criteo import COLUMNS, DENSE, SPARSE, CriteoFile
+
+GENERATOR_VERSION = 1
+CLICK_RATE = 0.25
+LATENT_DIM = 4
+INTERACTING_PAIRS = [(0, 1), (2, 3), (4, 5), (0, 6)]  # indices into SPARSE
+
+
+class SyntheticCriteo(CriteoFile):
+    """Writes `<dir>/rows<N>_seed<S>/train.txt` once (and the planted probabilities beside it)."""
+
+    def __init__(self, rows: int, seed: int, dir: str, bad_rows: str = "error") -> None:
+        if rows < 1000:
+            raise ValueError(f"dataset.rows must be at least 1000, got {rows}")
+        folder = Path(dir) / f"rows{rows}_seed{seed}_v{GENERATOR_VERSION}"
+        super().__init__(path=str(folder / "train.txt"), bad_rows=bad_rows)
+        self.rows, self.seed, self.folder = rows, seed, folder
+
+    def prepare(self) -> None:
+        if not (self.folder / "train.txt").exists():
+            with publish_atomically(self.folder) as tmp:
+                write_planted_criteo(tmp, self.rows, self.seed)
+
+    def planted_probability(self) -> np.ndarray:
+        self.prepare()
+        return np.load(self.folder / "planted_probability.npy")
+
+
+def write_planted_criteo(folder: Path, rows: int, seed: int) -> None:
+    """Write `train.txt` (Criteo TSV) and `planted_probability.npy` (one float per line) to `folder`."""
+    rng = np.random.default_rng(seed)  # the click model's parameters: the same for any number of rows
+    draw = np.random.default_rng([seed, rows])  # the rows themselves
+    columns: dict[str, pa.Array] = {}
+    logit = np.zeros(rows)
+
+    # Dense: counts with heavy tails; I2 sometimes negative. Some of them carry signal through log1p.
+    weight = rng.normal(0, 0.3, size=len(DENSE))
+    for k, name in enumerate(DENSE):
+        values = np.floor(draw.lognormal(mean=rng.uniform(0, 3), sigma=rng.uniform(0.5, 1.5), size=rows))
+        if name == "I2":
+            values = values - draw.choice([0, 1, 2, 3], p=[0.85, 0.08, 0.04, 0.03], size=rows)
+        missing = draw.random(rows) < rng.uniform(0.0, 0.4)
+        if k % 2 == 0:  # the signal is a function of what the pipeline makes of the field (empty -> 0)
+            signal = np.log1p(np.maximum(np.where(missing, 0, values), 0))
+            logit += weight[k] * (signal - signal.mean()) / (signal.std() + 1e-9)
+        columns[name] = pa.array(values.astype(np.int64), mask=missing)
+
+    # Sparse: Zipf-like draws from a per-feature vocabulary of random 32-bit hashes.
+    ids, cardinalities = {}, {}
+    for j, name in enumerate(SPARSE):
+        cardinality = int(np.exp(rng.uniform(np.log(4), np.log(20_000 if j >= 13 else 100))))
+        cardinalities[j] = cardinality
+        freq = 1.0 / np.arange(1, cardinality + 1) ** rng.uniform(1.0, 1.4)
+        ids[j] = draw.choice(cardinality, size=rows, p=freq / freq.sum())
+        missing = draw.random(rows) < (rng.uniform(0.0, 0.3) if j % 3 == 0 else 0.0)
+        if j < 13:  # the first half carries per-value effects; the rest is noise, as many real fields are
+            effect = rng.normal(0, 0.3, size=cardinality)
+            logit += effect[ids[j]] * ~missing
+        hashes = rng.choice(2**32, size=cardinality, replace=False)
+        vocab = pa.array([f"{h:08x}" for h in hashes])
+        columns[name] = pa.DictionaryArray.from_arrays(pa.array(ids[j], mask=missing), vocab).cast(
+            pa.string()
+        )
+        ids[j] = np.where(missing, -1, ids[j])
+
+    for a, b in INTERACTING_PAIRS:
+        latent_a = rng.normal(0, 0.5, size=(cardinalities[a], LATENT_DIM))
+        latent_b = rng.normal(0, 0.5, size=(cardinalities[b], LATENT_DIM))
+        logit += np.einsum("nd,nd->n", latent_a[ids[a]], latent_b[ids[b]]) * (ids[a] >= 0) * (ids[b] >= 0)
+
+    logit += _intercept_for_rate(logit, CLICK_RATE)
+    probability = 1.0 / (1.0 + np.exp(-logit))
+    label = (draw.random(rows) < probability).astype(np.int8)
+
+    table = pa.table([pa.array(label), *(columns[c] for c in COLUMNS[1:])], names=COLUMNS)
+    pacsv.write_csv(
+        table,
+        folder / "train.txt",
+        write_options=pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none"),
+    )
+    np.save(folder / "planted_probability.npy", probability.astype(np.float32))
+    (folder / "generator.json").write_text(
+        json.dumps({"version": GENERATOR_VERSION, "rows": rows, "seed": seed})
+    )
+
+
+def _intercept_for_rate(logit: np.ndarray, rate: float) -> float:
+    """The constant that makes the mean click probability equal `rate` (bisection; it is monotone)."""
+    low, high = -20.0, 20.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        if np.mean(1.0 / (1.0 + np.exp(-(logit + mid)))) < rate:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2

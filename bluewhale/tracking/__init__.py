@@ -1,0 +1,160 @@
+"""MLflow tracking: one run per job with the resolved config, overrides and git commit; a parent run
+per sweep (made by the `SweepRun` Hydra callback) that every job of the sweep links to."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # runs are offline; nothing phones home
+
+import mlflow  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.experimental.callback import Callback  # noqa: E402
+from hydra.types import RunMode  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+SWEEP_FILE = "mlflow_sweep.json"  # in the sweep folder: the parent run every job links to
+ROLE, SWEEP_ID = "bluewhale.role", "bluewhale.sweep_id"
+SECRET_WORDS = ("token", "password", "secret", "api_key", "apikey")
+
+
+def redact(key: str, value: Any) -> Any:
+    """Keep secrets out of MLflow: blank values of secret-looking keys and passwords inside URLs."""
+    if any(word in key.lower() for word in SECRET_WORDS):
+        return "***"
+    if isinstance(value, str) and "://" in value and "@" in value:
+        parts = urlsplit(value)
+        if parts.password:
+            netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+            return urlunsplit(parts._replace(netloc=netloc))
+    return value
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay whole (they are one setting, e.g. MLP widths)."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def git_commit() -> str:
+    """The commit of the bluewhale checkout that runs, with '-dirty' if it has uncommitted changes."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        return git("rev-parse", "HEAD") + (
+            "-dirty" if git("status", "--porcelain", "--untracked-files=no") else ""
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def use_tracking(cfg: DictConfig) -> None:
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    mlflow.set_experiment(cfg.tracking.experiment)
+
+
+def _sweep_parent() -> dict | None:
+    """The sweep this job belongs to, if it runs as part of a multirun (written by `SweepRun`)."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    path = Path(HydraConfig.get().sweep.dir) / SWEEP_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+@contextmanager
+def job_run(cfg: DictConfig) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run for one job, with its config, overrides and code version logged up front."""
+    use_tracking(cfg)
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    tags = {"bluewhale.overrides": " ".join(overrides), "mlflow.source.git.commit": git_commit()}
+    parent = _sweep_parent()
+    if parent:
+        tags |= {"mlflow.parentRunId": parent["run_id"], SWEEP_ID: parent["sweep_id"]}
+    with mlflow.start_run(tags=tags) as run:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        params = {k: redact(k, v) for k, v in flatten(resolved).items()}
+        mlflow.log_params({k: str(v) for k, v in params.items()})
+        log_yaml(redact_tree(resolved), "config.yaml")
+        mlflow.log_text("\n".join(overrides) + "\n", "overrides.txt")
+        yield run
+
+
+def redact_tree(tree: Any, key: str = "") -> Any:
+    if isinstance(tree, dict):
+        return {k: redact_tree(v, k) for k, v in tree.items()}
+    return redact(key, tree)
+
+
+def log_yaml(tree: Any, name: str) -> None:
+    mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(tree)), name)
+
+
+def log_json(data: Any, name: str) -> None:
+    mlflow.log_text(json.dumps(data, indent=1, default=str), name)
+
+
+class SweepRun(Callback):
+    """Hydra callback: opens a parent MLflow run when a multirun starts and closes it when it ends.
+
+    The parent's id is written to the sweep folder, so jobs find it whatever launcher runs them
+    (in this process, in subprocesses, or on other nodes sharing the folder).
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        HydraConfig.instance().set_config(config)  # not yet set here; tracking.uri interpolates hydra:
+        use_tracking(config)
+        sweep_id = uuid.uuid4().hex[:12]
+        overrides = list(config.hydra.overrides.task)
+        run = MlflowClient().create_run(
+            mlflow.get_experiment_by_name(config.tracking.experiment).experiment_id,
+            run_name=f"sweep-{sweep_id}",
+            tags={
+                ROLE: "sweep",
+                SWEEP_ID: sweep_id,
+                "bluewhale.overrides": " ".join(overrides),
+                "mlflow.source.git.commit": git_commit(),
+            },
+        )
+        folder = Path(config.hydra.sweep.dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=folder, delete=False) as tmp:
+            json.dump({"run_id": run.info.run_id, "sweep_id": sweep_id}, tmp)
+        Path(tmp.name).rename(folder / SWEEP_FILE)
+        log.info("sweep %s: MLflow parent run %s", sweep_id, run.info.run_id)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        HydraConfig.instance().set_config(config)
+        use_tracking(config)
+        parent = json.loads((Path(config.hydra.sweep.dir) / SWEEP_FILE).read_text())
+        client = MlflowClient()
+        experiment = mlflow.get_experiment_by_name(config.tracking.experiment).experiment_id
+        children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent['run_id']}'")
+        failed = sum(child.info.status != "FINISHED" for child in children)
+        client.log_metric(parent["run_id"], "trials", len(children))
+        client.log_metric(parent["run_id"], "failed_trials", failed)
+        aucs = [c.data.metrics["test_auc"] for c in children if "test_auc" in c.data.metrics]
+        if aucs:
+            client.log_metric(parent["run_id"], "best_test_auc", max(aucs))
+        client.set_terminated(parent["run_id"], "FINISHED")

@@ -1,0 +1,1 @@
+"""Training and scoring: a model is an `nn.Module` taking (dense, sparse) and returning logits."""

@@ -1,0 +1,77 @@
+"""Every config group member composes; bad keys, members and stages fail before any work starts."""
+
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+
+from bluewhale.app import CONF_DIR
+from bluewhale.pipeline import check_stages
+from tests.conftest import compose_config, run_bluewhale
+
+GROUPS = ["dataset", "recdp", "engine", "model", "advisor", "compression", "cluster", "experiment"]
+DEFAULTS = {
+    "dataset": "synthetic_criteo",
+    "recdp": "criteo_dlrm",
+    "engine": "pandas",
+    "model": "dlrm",
+    "advisor": "none",
+    "compression": "none",
+    "cluster": "local",
+}
+
+
+def members(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+
+
+def test_defaults_are_the_embedded_ones():
+    cfg = compose_config()
+    choices = cfg.hydra.runtime.choices
+    assert {g: choices[g] for g in DEFAULTS} == DEFAULTS
+    assert list(cfg.pipeline.stages) == ["process", "train", "evaluate"]
+
+
+@pytest.mark.parametrize("group,member", [(g, m) for g in GROUPS for m in members(g)])
+def test_every_member_composes(group, member):
+    overrides = [f"{group}={member}"]
+    if member == "criteo_kaggle" or group == "experiment":
+        overrides.append("dataset.path=/data/train.txt")
+    cfg = compose_config(*overrides)
+    assert cfg.hydra.runtime.choices[group] == member
+    if group == "engine":
+        assert instantiate(cfg.engine).name == member
+    if group == "model":
+        assert instantiate(cfg.model, num_dense=13, cardinalities=[4] * 26) is not None
+
+
+def test_tracking_defaults_to_a_sqlite_file_in_the_launch_folder(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert compose_config().tracking.uri == f"sqlite:///{Path.cwd()}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert compose_config().tracking.uri == "http://127.0.0.1:5000"
+
+
+def test_stage_lists_are_checked():
+    check_stages(["process"])
+    check_stages(["process", "train", "evaluate"])
+    with pytest.raises(ValueError, match="unknown stage 'deploy'"):
+        check_stages(["process", "deploy"])
+    with pytest.raises(ValueError, match="stage 'evaluate' needs 'train' before it"):
+        check_stages(["process", "evaluate"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.embeding_dim=8", "Could not override 'model.embeding_dim'"),
+        ("model=transformer", "Could not find 'model/transformer'"),
+        ("dataset=criteo_kaggle", "dataset.path is not set"),
+        ("pipeline.stages=[train]", "stage 'train' needs 'process' before it"),
+    ],
+)
+def test_bad_input_fails_before_any_work(tmp_path, override, message):
+    result = run_bluewhale(tmp_path, override, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "mlflow.db").exists()

@@ -1,0 +1,54 @@
+"""The planted generator writes real Criteo-format data whose best achievable AUC is known."""
+
+import re
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from bluewhale.dataset.synthetic_criteo import SyntheticCriteo
+
+HEX8 = re.compile(r"^[0-9a-f]{8}$")
+
+
+def test_writes_the_published_format_with_its_quirks(tmp_path):
+    data = SyntheticCriteo(rows=5000, seed=1, dir=str(tmp_path))
+    data.prepare()
+    lines = data.path.read_text().splitlines()
+    assert len(lines) == 5000
+    fields = [row.split("\t") for row in lines]
+    assert {len(f) for f in fields} == {40}
+    assert {f[0] for f in fields} == {"0", "1"}
+    assert any(f[2].startswith("-") for f in fields), "I2 takes negative values"
+    assert any(f[k] == "" for f in fields for k in range(1, 14)), "dense fields are sometimes empty"
+    assert any(f[k] == "" for f in fields for k in range(14, 40)), "categorical fields are sometimes empty"
+    assert all(HEX8.match(v) for f in fields for v in f[14:] if v)
+
+
+def test_click_rate_and_planted_optimum_are_realistic(tmp_path):
+    data = SyntheticCriteo(rows=50_000, seed=0, dir=str(tmp_path))
+    table, _ = data.read()
+    label = table.column("label").to_numpy()
+    planted = data.planted_probability()
+    assert len(planted) == table.num_rows
+    assert 0.22 < label.mean() < 0.28
+    assert 0.75 < roc_auc_score(label, planted) < 0.90  # informative, yet far from trivial
+
+
+def test_same_seed_same_file_and_the_click_model_does_not_depend_on_rows(tmp_path):
+    a = SyntheticCriteo(rows=2000, seed=3, dir=str(tmp_path / "a"))
+    b = SyntheticCriteo(rows=2000, seed=3, dir=str(tmp_path / "b"))
+    small = SyntheticCriteo(rows=1000, seed=3, dir=str(tmp_path / "c"))
+    for d in (a, b, small):
+        d.prepare()
+    assert a.path.read_bytes() == b.path.read_bytes()
+
+    # the click model (vocabulary, effects) depends on the seed only: a smaller draw shares its values
+    def top_value(d, column=14):
+        values = [line.split("\t")[column] for line in d.path.read_text().splitlines()]
+        return max(set(values), key=values.count)
+
+    assert all(top_value(a, c) == top_value(small, c) for c in range(14, 20))
+    assert not np.allclose(
+        a.planted_probability()[:1000],
+        SyntheticCriteo(2000, 4, str(tmp_path / "d")).planted_probability()[:1000],
+    )
