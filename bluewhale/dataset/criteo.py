@@ -7,13 +7,15 @@ negative), 26 categorical features C1..C26 (8-digit hex strings, may be empty).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+
+from bluewhale.dataset.badrows import BadRowError, BadRows
+from bluewhale.dataset.groups import column_groups
 
 log = logging.getLogger(__name__)
 
@@ -25,18 +27,6 @@ COLUMNS = [LABEL, *DENSE, *SPARSE]
 _INTEGER = r"^-?[0-9]+$"
 _LABEL = r"^[01]$"
 _EXAMPLES = 5
-
-
-class BadRowError(ValueError):
-    """A row of an input file does not have the published format."""
-
-
-@dataclass
-class BadRows:
-    """What the reader refused: the count, and the first few (line number, reason) to show a user."""
-
-    count: int = 0
-    examples: list[tuple[int, str]] = field(default_factory=list)
 
 
 def read_criteo_tsv(path: str | Path, bad_rows: str = "error") -> tuple[pa.Table, BadRows]:
@@ -97,7 +87,12 @@ def _read_strings(path: Path, use_threads: bool) -> tuple[pa.Table, list[tuple[i
     table = pacsv.read_csv(
         path,
         read_options=pacsv.ReadOptions(column_names=COLUMNS, use_threads=use_threads, block_size=1 << 24),
-        parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, invalid_row_handler=on_invalid),
+        parse_options=pacsv.ParseOptions(
+            delimiter="\t",
+            quote_char=False,
+            invalid_row_handler=on_invalid,
+            ignore_empty_lines=False,  # an empty line is a bad row (its label is missing), not nothing
+        ),
         convert_options=pacsv.ConvertOptions(
             column_types={c: pa.string() for c in COLUMNS}, strings_can_be_null=True, null_values=[""]
         ),
@@ -148,6 +143,13 @@ class CriteoFile:
     def read(self) -> tuple[pa.Table, BadRows]:
         self.prepare()
         return read_criteo_tsv(self.path, self.bad_rows)
+
+    def groups(self) -> dict[str, list[str]]:
+        """The column groups a pipeline may name (see bluewhale/dataset/groups.py)."""
+        return column_groups(self)
+
+    def side_tables(self) -> dict[str, pa.Table]:
+        return {}
 
     def planted_probability(self) -> np.ndarray | None:
         """The true click probability of each row, where the data was generated; real data has none."""

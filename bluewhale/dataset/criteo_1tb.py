@@ -1,0 +1,88 @@
+"""Criteo 1TB: 24 day files `day_0` … `day_23` (optionally `.gz`), each in the Criteo TSV format.
+
+The days are read in order with the Criteo TSV reader; a `day` column says which file each row came
+from, so a pipeline can hold out the usual test day (day_23, the last one given) by value.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from bluewhale.dataset.badrows import BadRows, check_mode
+from bluewhale.dataset.criteo import DENSE, LABEL, SPARSE, read_criteo_tsv
+from bluewhale.dataset.files import fingerprint_files, require_path
+from bluewhale.dataset.groups import column_groups
+
+DAY_FILE = re.compile(r"^day_(\d+)(\.gz)?$")
+
+
+def day_files(path: str | list[str], days: list[int] | None = None) -> list[Path]:
+    """The day files of a folder (sorted by day, optionally only `days`) or an explicit list, in order."""
+    if isinstance(path, str | Path):
+        folder = Path(path).expanduser()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"dataset.path={folder}: expected a folder of day_0 … day_23 files")
+        found = {int(m.group(1)): p for p in folder.iterdir() if (m := DAY_FILE.match(p.name))}
+        wanted = sorted(found) if days is None else list(days)
+        missing = [d for d in wanted if d not in found]
+        if missing or not wanted:
+            raise FileNotFoundError(
+                f"dataset.path={folder}: no day file for days {missing or 'any'}; "
+                f"found {sorted(found) or 'none'} (expected names day_N or day_N.gz)"
+            )
+        return [found[d] for d in wanted]
+    files = [Path(p).expanduser() for p in path]
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing or not files:
+        raise FileNotFoundError(f"dataset.path: day files not found: {missing or 'the list is empty'}")
+    return files
+
+
+class CriteoDays:
+    """Criteo 1TB day files (`dataset=criteo_1tb`): rows of every day in order, with their `day`."""
+
+    label, dense, sparse, day = LABEL, DENSE, SPARSE, ["day"]
+
+    def __init__(self, path: str | list[str] | None, days: list[int] | None = None, bad_rows: str = "error"):
+        if not path:
+            require_path(path, "a folder of Criteo 1TB day files (day_0 … day_23), or a list of them")
+        self.path = str(path) if isinstance(path, str | Path) else [str(p) for p in path]
+        self.days = None if days is None else [int(d) for d in days]
+        self.bad_rows = check_mode(bad_rows)
+
+    def files(self) -> list[Path]:
+        """The day files this data set reads, in order (the last is the test day)."""
+        self.prepare()
+        return day_files(self.path, self.days)
+
+    def prepare(self) -> None:
+        """Make sure the input exists (a synthetic data set writes it here)."""
+        day_files(self.path, self.days)
+
+    def fingerprint(self) -> dict:
+        return fingerprint_files(self.files())
+
+    def read(self) -> tuple[pa.Table, BadRows]:
+        """Every row of every day, in order, with an int16 `day` column (the day number, or list index)."""
+        tables, report = [], BadRows()
+        for index, path in enumerate(self.files()):
+            table, bad = read_criteo_tsv(path, self.bad_rows)
+            match = DAY_FILE.match(path.name)
+            day = int(match.group(1)) if match else index
+            tables.append(table.append_column("day", pa.array(np.full(table.num_rows, day, np.int16))))
+            report += BadRows(bad.count, [(line, f"{path.name}: {reason}") for line, reason in bad.examples])
+        return pa.concat_tables(tables), report
+
+    def groups(self) -> dict[str, list[str]]:
+        """The column groups a pipeline may name (see bluewhale/dataset/groups.py)."""
+        return column_groups(self)
+
+    def side_tables(self) -> dict[str, pa.Table]:
+        return {}
+
+    def planted_probability(self) -> np.ndarray | None:
+        return None
