@@ -123,8 +123,16 @@ class SweepRun(Callback):
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.sweeper.get("dry_run"):  # the sweeper only prints its recipe: nothing to track
+            return
         HydraConfig.instance().set_config(config)  # not yet set here; tracking.uri interpolates hydra:
         use_tracking(config)
+        folder = Path(config.hydra.sweep.dir)
+        if (folder / SWEEP_FILE).exists():  # a restarted sweep (same folder) goes on under its parent run
+            parent = json.loads((folder / SWEEP_FILE).read_text())
+            MlflowClient().update_run(parent["run_id"], status="RUNNING")
+            log.info("sweep %s restarted: MLflow parent run %s", parent["sweep_id"], parent["run_id"])
+            return
         sweep_id = uuid.uuid4().hex[:12]
         overrides = list(config.hydra.overrides.task)
         run = MlflowClient().create_run(
@@ -137,7 +145,6 @@ class SweepRun(Callback):
                 "mlflow.source.git.commit": git_commit(),
             },
         )
-        folder = Path(config.hydra.sweep.dir)
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=folder, delete=False) as tmp:
             json.dump({"run_id": run.info.run_id, "sweep_id": sweep_id}, tmp)
@@ -145,6 +152,8 @@ class SweepRun(Callback):
         log.info("sweep %s: MLflow parent run %s", sweep_id, run.info.run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.sweeper.get("dry_run"):
+            return
         HydraConfig.instance().set_config(config)
         use_tracking(config)
         parent = json.loads((Path(config.hydra.sweep.dir) / SWEEP_FILE).read_text())
@@ -157,4 +166,7 @@ class SweepRun(Callback):
         aucs = [c.data.metrics["test_auc"] for c in children if "test_auc" in c.data.metrics]
         if aucs:
             client.log_metric(parent["run_id"], "best_test_auc", max(aucs))
+        from bluewhale.advisor.report import log_sweep  # what a SigOpt sweep left in its folder, if anything
+
+        log_sweep(client, parent["run_id"], Path(config.hydra.sweep.dir))
         client.set_terminated(parent["run_id"], "FINISHED")

@@ -1,0 +1,228 @@
+"""The experiment (recipe) as plain data: normalise it, check it against the composed config before any trial
+runs, turn it into SigOpt's experiment body, and turn suggestions back into Hydra overrides."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+PARAM_KEYS = {"path", "type", "min", "max", "log", "grid", "values"}
+METRIC_KEYS = {"objective", "threshold", "strategy"}
+TYPES = ("double", "int", "categorical")
+OBJECTIVES = ("maximize", "minimize")
+STRATEGIES = ("optimize", "constraint", "store")
+_ABSENT = object()
+
+
+class RecipeError(ValueError):
+    """A recipe SigOpt would refuse or that cannot run: raised before any trial starts."""
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def normalise(experiment: dict[str, Any]) -> dict[str, Any]:
+    """Fill defaults and drop parameters or metrics set to null (how a user removes a generated one)."""
+    experiment = dict(_plain(experiment))
+    params = {
+        n: dict(_plain(s)) for n, s in (_plain(experiment.get("parameters")) or {}).items() if s is not None
+    }
+    for spec in params.values():
+        spec.setdefault("type", "categorical" if "values" in spec else "double")
+    metrics = {
+        n: dict(_plain(s)) for n, s in (_plain(experiment.get("metrics")) or {}).items() if s is not None
+    }
+    for spec in metrics.values():
+        spec.setdefault("objective", "maximize")
+        spec.setdefault("strategy", "optimize")
+        spec.setdefault("threshold", None)
+    experiment["parameters"], experiment["metrics"] = params, metrics
+    experiment.setdefault("parallel_bandwidth", 1)
+    experiment.setdefault("budget", None)
+    return experiment
+
+
+def _check_parameter(name: str, spec: dict[str, Any], where: str, config: DictConfig) -> None:
+    unknown = set(spec) - PARAM_KEYS
+    if unknown:
+        raise RecipeError(
+            f"{where}.{name}: unknown keys {sorted(unknown)}; expected some of {sorted(PARAM_KEYS)}"
+        )
+    path = spec.get("path")
+    if not path:
+        raise RecipeError(
+            f"{where}.{name}.path: missing; set the config key the value is written to (e.g. train.lr)"
+        )
+    if OmegaConf.select(config, path, default=_ABSENT) is _ABSENT:
+        raise RecipeError(
+            f"{where}.{name}.path: unknown parameter path {path!r}: no such key in the composed config"
+        )
+    kind = spec["type"]
+    if kind not in TYPES:
+        raise RecipeError(f"{where}.{name}.type: {kind!r} is not one of {list(TYPES)}")
+    if kind == "categorical":
+        values = spec.get("values") or []
+        if len(set(map(str, values))) < 2:
+            raise RecipeError(
+                f"{where}.{name}.values: a categorical parameter needs two or more distinct values, got {values}"
+            )
+        return
+    if spec.get("grid") is not None:
+        grid = list(spec["grid"])
+        if len(set(grid)) < 2:
+            raise RecipeError(f"{where}.{name}.grid: needs two or more distinct values, got {grid}")
+        if kind == "int" and any(int(v) != v for v in grid):
+            raise RecipeError(f"{where}.{name}.grid: an int parameter needs whole numbers, got {grid}")
+        low = min(grid)
+    else:
+        low, high = spec.get("min"), spec.get("max")
+        if low is None or high is None:
+            raise RecipeError(f"{where}.{name}: set min and max (or grid) for a {kind} parameter")
+        if not low < high:
+            raise RecipeError(f"{where}.{name}: empty range: min={low} must be below max={high}")
+        if kind == "int" and (int(low) != low or int(high) != high):
+            raise RecipeError(
+                f"{where}.{name}: an int parameter needs whole-number bounds, got [{low}, {high}]"
+            )
+    if spec.get("log"):
+        if kind != "double":
+            raise RecipeError(f"{where}.{name}.log: a log scale needs type double, not {kind}")
+        if low <= 0:
+            raise RecipeError(f"{where}.{name}.log: a log scale needs positive values, got min={low}")
+
+
+def _check_metrics(metrics: dict[str, dict[str, Any]], budget: Any, where: str) -> None:
+    if not metrics:
+        raise RecipeError(
+            f"{where}: no metrics; name at least one key of the task's returned dict to optimise"
+        )
+    for name, spec in metrics.items():
+        unknown = set(spec) - METRIC_KEYS
+        if unknown:
+            raise RecipeError(
+                f"{where}.{name}: unknown keys {sorted(unknown)}; expected some of {sorted(METRIC_KEYS)}"
+            )
+        if spec["objective"] not in OBJECTIVES:
+            raise RecipeError(
+                f"{where}.{name}.objective: {spec['objective']!r} is not one of {list(OBJECTIVES)}"
+            )
+        if spec["strategy"] not in STRATEGIES:
+            raise RecipeError(
+                f"{where}.{name}.strategy: {spec['strategy']!r} is not one of {list(STRATEGIES)}"
+            )
+        if spec["strategy"] == "constraint" and spec["threshold"] is None:
+            raise RecipeError(f"{where}.{name}.threshold: a constraint metric needs a threshold")
+    optimized = [n for n, s in metrics.items() if s["strategy"] == "optimize"]
+    constraints = [n for n, s in metrics.items() if s["strategy"] == "constraint"]
+    if not 1 <= len(optimized) <= 2:
+        raise RecipeError(
+            f"{where}: SigOpt optimises one or two metrics; strategy=optimize is set on {optimized}"
+        )
+    if len(optimized) == 1 and metrics[optimized[0]]["threshold"] is not None:
+        raise RecipeError(
+            f"{where}.{optimized[0]}.threshold: a threshold on the only optimised metric is refused by SigOpt; "
+            "add a second optimised metric, or make it strategy: constraint"
+        )
+    if budget is None:
+        why = (
+            "SigOpt requires observation_budget with two optimised metrics"
+            if len(optimized) == 2
+            else "SigOpt requires observation_budget with constraint metrics"
+            if constraints
+            else "the sweeper needs it to know when to stop"
+        )
+        raise RecipeError(f"budget: missing; {why}")
+
+
+def validate(
+    experiment: dict[str, Any], config: DictConfig, fixed: dict[str, str], where: str = "hydra.sweeper"
+) -> None:
+    """Raise `RecipeError` naming the key at fault; `fixed` are the command-line overrides (path -> value)."""
+    params = experiment["parameters"]
+    if not params:
+        raise RecipeError(f"{where}.parameters: empty; give at least one parameter to tune")
+    paths: dict[str, str] = {}
+    for name, spec in params.items():
+        _check_parameter(name, spec, f"{where}.parameters", config)
+        if spec["path"] in paths:
+            raise RecipeError(
+                f"{where}.parameters: {paths[spec['path']]!r} and {name!r} both set {spec['path']}"
+            )
+        if spec["path"] in fixed:
+            raise RecipeError(
+                f"{spec['path']} is set on the command line and tuned as parameter {name!r}; "
+                f"drop one (to stop tuning it: ~{where}.parameters.{name} or set it to null)"
+            )
+        paths[spec["path"]] = name
+    _check_metrics(experiment["metrics"], experiment["budget"], f"{where}.metrics")
+    budget, bandwidth = experiment["budget"], experiment["parallel_bandwidth"]
+    if not (isinstance(budget, int) and budget > 0):
+        raise RecipeError(f"budget: expected a positive whole number of observations, got {budget!r}")
+    if not (isinstance(bandwidth, int) and bandwidth > 0):
+        raise RecipeError(
+            f"parallel_bandwidth: expected a positive whole number of trials, got {bandwidth!r}"
+        )
+
+
+def sigopt_body(experiment: dict[str, Any], parallel_bandwidth: int) -> dict[str, Any]:
+    """The body of SigOpt's experiment-create call."""
+    parameters = []
+    for name, spec in experiment["parameters"].items():
+        param: dict[str, Any] = {"name": name, "type": spec["type"]}
+        if spec["type"] == "categorical":
+            param["categorical_values"] = [str(v) for v in spec["values"]]
+        elif spec.get("grid") is not None:
+            param["grid"] = [int(v) if spec["type"] == "int" else float(v) for v in spec["grid"]]
+        else:
+            cast = int if spec["type"] == "int" else float
+            param["bounds"] = {"min": cast(spec["min"]), "max": cast(spec["max"])}
+        if spec.get("log"):
+            param["transformation"] = "log"
+        parameters.append(param)
+    metrics = []
+    for name, spec in experiment["metrics"].items():
+        metric = {"name": name, "objective": spec["objective"], "strategy": spec["strategy"]}
+        if spec["threshold"] is not None:
+            metric["threshold"] = float(spec["threshold"])
+        metrics.append(metric)
+    return {
+        "name": experiment.get("name") or "hydra sweep",
+        "type": "offline",
+        "parameters": parameters,
+        "metrics": metrics,
+        "observation_budget": experiment["budget"],
+        "parallel_bandwidth": parallel_bandwidth,
+    }
+
+
+def overrides(experiment: dict[str, Any], assignments: dict[str, Any]) -> list[str]:
+    """Hydra overrides that put one suggestion's values at their config paths."""
+    out = []
+    for name, spec in experiment["parameters"].items():
+        value = assignments[name]
+        if spec["type"] == "int":
+            value = int(value)
+        elif spec["type"] == "double":
+            value = repr(float(value))
+        out.append(f"{spec['path']}={value}")
+    return out
+
+
+def outcome(experiment: dict[str, Any], returned: Any) -> tuple[dict[str, float] | None, str]:
+    """The metric values a job returned, or None and why the observation counts as failed."""
+    if not isinstance(returned, dict):
+        return None, f"the task returned {type(returned).__name__}, not a dict of metrics"
+    values = {}
+    for name in experiment["metrics"]:
+        value = returned.get(name)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return None, f"metric {name!r} is missing from the task's result"
+        if not math.isfinite(value):
+            return None, f"metric {name!r} is {value}"
+        values[name] = value
+    return values, ""
