@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.metrics import log_loss, roc_auc_score
 
 from bluewhale import recdp, tracking
-from bluewhale.train.batches import TensorBatches
+from bluewhale.connector import Connector, Features, Loader
 from bluewhale.train.trainer import fit, predict
 
 log = logging.getLogger(__name__)
@@ -33,17 +33,23 @@ class Context:
     model: torch.nn.Module | None = None
     metrics: dict[str, float] = field(default_factory=dict)
 
-    def batches(self, split: str, batch_size: int, shuffle: bool = False) -> TensorBatches:
-        meta = self.processed.meta
-        return TensorBatches(
-            self.processed.table(split),
-            meta["label"],
-            meta["dense"],
-            meta["sparse"],
-            batch_size,
-            shuffle=shuffle,
-            seed=self.cfg.train.seed,
+    connector: Connector | None = None
+
+    def batches(self, split: str, batch_size: int, train: bool = False) -> Loader:
+        """Batches of a processed split through the connector: shuffled for training, in order to score.
+
+        The split is converted into the connector's cache once per (RecDP key, split, layout); later runs,
+        sweep jobs and ranks reuse it.
+        """
+        if self.connector is None:
+            self.connector = instantiate(self.cfg.connector)
+        processed, meta = self.processed, self.processed.meta
+        data = self.connector.convert(
+            lambda: processed.table(split), fingerprint=meta["key"], config={"split": split}
         )
+        mlflow.set_tag(f"bluewhale.connector.{split}", "hit" if data.cache_hit else "miss")
+        features = Features(meta["label"], tuple(meta["dense"]), tuple(meta["sparse"]))
+        return self.connector.loader(data, features, batch_size, train=train, seed=self.cfg.train.seed)
 
 
 def process(ctx: Context) -> None:
@@ -79,7 +85,7 @@ def train(ctx: Context) -> None:
     )
     result = fit(
         ctx.model,
-        ctx.batches("train", cfg.train.batch_size, shuffle=True),
+        ctx.batches("train", cfg.train.batch_size, train=True),
         cfg.train.epochs,
         cfg.train.lr,
         progress=cfg.train.progress,

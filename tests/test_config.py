@@ -9,11 +9,22 @@ from bluewhale.app import CONF_DIR
 from bluewhale.pipeline import check_stages
 from tests.conftest import compose_config, run_bluewhale
 
-GROUPS = ["dataset", "recdp", "engine", "model", "advisor", "compression", "cluster", "experiment"]
+GROUPS = [
+    "dataset",
+    "recdp",
+    "engine",
+    "connector",
+    "model",
+    "advisor",
+    "compression",
+    "cluster",
+    "experiment",
+]
 DEFAULTS = {
     "dataset": "synthetic_criteo",
     "recdp": "criteo_dlrm",
     "engine": "pandas",
+    "connector": "pyarrow",
     "model": "dlrm",
     "advisor": "none",
     "compression": "none",
@@ -41,6 +52,8 @@ def test_every_member_composes(group, member):
     assert cfg.hydra.runtime.choices[group] == member
     if group == "engine":
         assert instantiate(cfg.engine).name == member
+    if group == "connector":
+        assert instantiate(cfg.connector).name == member
     if group == "model":
         assert instantiate(cfg.model, num_dense=13, cardinalities=[4] * 26) is not None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from bluewhale.train.batches import TensorBatches
+from bluewhale.connector import Batch
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def optimizers(model: nn.Module, lr: float) -> list[torch.optim.Optimizer]:
 
 
 def fit(
-    model: nn.Module, batches: TensorBatches, epochs: int, lr: float, progress: bool = True
+    model: nn.Module, batches: Iterable[Batch], epochs: int, lr: float, progress: bool = True
 ) -> TrainResult:
     """Train `model` in place for `epochs` passes over `batches`."""
     opts = optimizers(model, lr)
@@ -72,7 +73,7 @@ def fit(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, batches: TensorBatches) -> tuple[np.ndarray, np.ndarray]:
+def predict(model: nn.Module, batches: Iterable[Batch]) -> tuple[np.ndarray, np.ndarray]:
     """Click probabilities and labels for every row of `batches`, in order."""
     model.eval()
     scores, labels = [], []
