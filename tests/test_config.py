@@ -81,10 +81,11 @@ def test_stage_lists_are_checked():
         ("model=transformer", "Could not find 'model/transformer'"),
         ("dataset=criteo_kaggle", "dataset.path is not set"),
         ("pipeline.stages=[train]", "stage 'train' needs 'process' before it"),
+        ("advisor=sigopt advisor.dry_run=true", "advisor.dry_run=true needs a sweep"),
     ],
 )
 def test_bad_input_fails_before_any_work(tmp_path, override, message):
-    result = run_bluewhale(tmp_path, override, check=False)
+    result = run_bluewhale(tmp_path, *override.split(), check=False)
     assert result.returncode != 0
     assert message in result.stderr
     assert not (tmp_path / "data").exists() and not (tmp_path / "mlflow.db").exists()
