@@ -5,16 +5,31 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-done
 TORCH  := torch==2.13.0
 
-.PHONY: setup run test test-fast lint ui clean
+.PHONY: setup run test test-fast lint ui clean setup-petastorm test-petastorm
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-sigopt-lite.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH)          # first and alone: the CPU build (a range pulls CUDA)
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-sigopt-lite.txt  # after: they pin an old numpy
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# The optional petastorm profile (connector=petastorm), in its own venv: petastorm needs pyarrow < 15, numpy < 2.
+PETASTORM := .venv-petastorm
+$(PETASTORM)/.setup-done: requirements-petastorm.txt pyproject.toml
+	python3 -m venv $(PETASTORM)
+	$(PETASTORM)/bin/pip install --quiet $(TORCH)
+	$(PETASTORM)/bin/pip install --quiet -r requirements-petastorm.txt
+	$(PETASTORM)/bin/pip install --quiet --no-deps petastorm==0.12.1 -e .  # petastorm lists pyspark; unused
+	touch $@
+
+setup-petastorm: $(PETASTORM)/.setup-done
+
+test-petastorm: setup setup-petastorm
+	$(PETASTORM)/bin/pytest tests/test_connector_petastorm.py $(PYTEST_ARGS)
 
 run: setup
 	$(BIN)/bluewhale $(ARGS)

@@ -141,7 +141,9 @@ def check_stages(stages: list[str]) -> None:
 def run(cfg: DictConfig) -> dict[str, float]:
     """Run the configured stages inside one MLflow run; return the metrics (sweepers read them)."""
     if cfg.advisor.get("dry_run"):  # the recipe exists only for a sweep, which the sweeper prints
-        raise ValueError("advisor.dry_run=true needs a sweep: bluewhale -m advisor=sigopt advisor.dry_run=true")
+        raise ValueError(
+            "advisor.dry_run=true needs a sweep: bluewhale -m advisor=sigopt advisor.dry_run=true"
+        )
     stages = list(cfg.pipeline.stages)
     check_stages(stages)
     if cfg.cluster.threads:

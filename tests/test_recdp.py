@@ -1,14 +1,17 @@
-"""RecDP on the pandas engine: fitted on train only, deterministic ids, atomic cached output."""
+"""RecDP on the pandas engine: every op's meaning on planted inputs, fitted on train only, deterministic
+ids, atomic cached output, and bad pipelines refused naming the config key."""
 
 import json
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
-from bluewhale.dataset.criteo import DENSE, SPARSE, CriteoFile
+from bluewhale.dataset.criteo import DENSE, SPARSE, BadRows, CriteoFile
+from bluewhale.engine import negative_draw
 from bluewhale.engine.pandas import PandasEngine
 from bluewhale.recdp import process
-from bluewhale.recdp.ops import Op, parse_ops
+from bluewhale.recdp.ops import Op, parse_ops, parse_split
 
 PIPELINE = {
     "name": "t",
@@ -24,6 +27,31 @@ PIPELINE = {
 GROUPS = {"label": ["label"], "dense": DENSE, "sparse": SPARSE}
 
 
+class TableData:
+    """A data set held in memory: a table, its column groups and side tables (for engine tests)."""
+
+    def __init__(self, name: str, table: pa.Table, groups: dict, sides: dict | None = None) -> None:
+        self.name, self.table, self._groups, self.sides = name, table, groups, sides or {}
+
+    def groups(self) -> dict:
+        return self._groups
+
+    def prepare(self) -> None:
+        pass
+
+    def fingerprint(self) -> dict:
+        return {"name": self.name, "rows": self.table.num_rows}
+
+    def read(self):
+        return self.table, BadRows()
+
+    def side_tables(self) -> dict:
+        return self.sides
+
+    def planted_probability(self):
+        return None
+
+
 def write_criteo(path, c1_values, i1_values):
     rows = []
     for c1, i1 in zip(c1_values, i1_values, strict=False):
@@ -32,16 +60,36 @@ def write_criteo(path, c1_values, i1_values):
     return CriteoFile(str(path))
 
 
-def test_categorify_orders_by_frequency_then_value_and_fits_on_train_only():
-    engine = PandasEngine()
+def run(tmp_path, table, ops, groups, split=None, sides=None, name="t"):
+    """Process `table` with `ops` on pandas; return the train and test tables as Python lists by column."""
+    data = TableData(name, table, groups, sides)
+    recdp = {"name": name, "split": split or {"by": "position", "test_fraction": 0.25}, "ops": ops}
+    processed = process(data, recdp, PandasEngine(), tmp_path / "cache")
+    return processed, {s: processed.table(s).to_pydict() for s in ("train", "test")}
+
+
+def test_categorify_orders_by_frequency_then_value_and_fits_on_train_only(tmp_path):
     # train: b x3, a x3, c x2, d x1 (rare) | test: e (unseen), d (rare in train), a
     c1 = ["b", "a", "b", "c", "a", "b", "a", "c", "d", "e", "d", "a"]
-    table = pa.table({"C1": c1})
-    ops = [Op("categorify", ("C1",), {"freq_threshold": 2})]
-    splits, fitted = engine.run(table, ops, test_rows=3)
-    assert splits["train"].column("C1").to_pylist() == [2, 1, 2, 3, 1, 2, 1, 3, 0]  # a=1, b=2 (tie), c=3
-    assert splits["test"].column("C1").to_pylist() == [0, 0, 1]
-    assert fitted["C1"]["cardinality"] == 4
+    ops = [{"op": "categorify", "columns": ["C1"], "freq_threshold": 2}]
+    processed, out = run(
+        tmp_path, pa.table({"C1": c1}), ops, {"sparse": ["C1"]}, {"by": "position", "test_fraction": 0.25}
+    )
+    assert out["train"]["C1"] == [2, 1, 2, 3, 1, 2, 1, 3, 0]  # a=1, b=2 (tie, by value), c=3
+    assert out["test"]["C1"] == [0, 0, 1]
+    assert processed.meta["cardinalities"]["C1"] == 4
+
+
+def test_shared_vocabulary_over_a_column_and_a_list_column(tmp_path):
+    table = pa.table({"item": ["x", "y", "x", "z"], "hist": [[], ["x"], ["x", "y"], ["q", None]]})
+    ops = [{"op": "categorify", "shared": [["item", "hist"]]}]
+    processed, out = run(
+        tmp_path, table, ops, {"sparse": ["item", "hist"]}, {"by": "position", "test_fraction": 0.25}
+    )
+    # train counts over both columns: x 4, y 2, z 0 (z is only in test) -> x=1, y=2; q unseen, None missing
+    assert out["train"] == {"item": [1, 2, 1], "hist": [[], [1], [1, 2]]}
+    assert out["test"] == {"item": [0], "hist": [[0, 0]]}
+    assert processed.meta["cardinalities"] == {"item": 3, "hist": 3}
 
 
 def test_dense_ops_fill_clip_and_log(tmp_path):
@@ -49,6 +97,108 @@ def test_dense_ops_fill_clip_and_log(tmp_path):
     processed = process(data, PIPELINE, PandasEngine(), tmp_path / "cache")
     i1 = processed.table("train").column("I1").to_pylist() + processed.table("test").column("I1").to_pylist()
     assert i1 == pytest.approx([0.0, 0.0, 0.0, 2.0794415])  # log(1 + 7)
+
+
+def test_numeric_ops_fit_on_train(tmp_path):
+    x = [1.0, 3.0, None, 5.0, 100.0]  # the last row is test: it must not move the fitted mean
+    table = pa.table({"x": x, "b": x, "n": pa.array([7, -3, None, 12, 5], pa.int64())})
+    ops = [
+        {"op": "normalize", "columns": ["x"]},
+        {"op": "bucketize", "columns": ["b"], "boundaries": [2, 5]},
+        {"op": "hash_mod", "columns": ["n"], "buckets": 5},
+        {"op": "clip", "columns": ["x"], "upper": 1.0},
+    ]
+    processed, out = run(
+        tmp_path, table, ops, {"dense": ["x", "b", "n"]}, {"by": "position", "test_fraction": 0.2}
+    )
+    rows = {c: out["train"][c] + out["test"][c] for c in out["train"]}
+    std = np.std([1.0, 3.0, 5.0])
+    assert rows["x"][2] is None
+    assert [rows["x"][i] for i in (0, 1, 3, 4)] == pytest.approx([-2 / std, 0.0, 1.0, 1.0])
+    assert rows["b"] == [1, 2, 0, 3, 3]  # 1 + how many boundaries <= x; missing -> 0
+    assert rows["n"] == [2, 2, 0, 2, 0]  # -3 mod 5 = 2 (never negative); missing -> 0
+    assert processed.meta["cardinalities"] == {"b": 4, "n": 5}
+
+
+def test_count_and_target_encoding_are_out_of_fold(tmp_path):
+    # 8 train rows, 2 folds by row position: even rows are fold 0, odd rows fold 1
+    v = ["a", "a", "a", "a", "b", "b", "b", "b", "a", "c"]
+    y = [1, 1, 0, 0, 1, 0, 1, 1, 1, 0]
+    table = pa.table({"v": v, "w": v, "y": pa.array(y, pa.int8())})
+    ops = [
+        {"op": "count_encode", "columns": ["w"]},
+        {"op": "target_encode", "columns": ["v"], "target": "y", "folds": 2, "smoothing": 0},
+    ]
+    _, out = run(
+        tmp_path, table, ops, {"label": ["y"], "sparse": ["v", "w"]}, {"by": "position", "test_fraction": 0.2}
+    )
+    assert out["train"]["w"] == [4] * 8 and out["test"]["w"] == [4, 0]
+    # row 0 (a, fold 0) sees fold 1's a rows: rows 1, 3 -> y 1, 0 -> 0.5; row 5 (b) sees rows 4, 6 -> 1.0
+    assert out["train"]["v"] == pytest.approx([0.5, 0.5, 0.5, 0.5, 0.5, 1.0, 0.5, 1.0])
+    # test rows use all train rows: a -> 2/4; c is unseen -> the train mean 5/8
+    assert out["test"]["v"] == pytest.approx([0.5, 0.625])
+
+
+def test_time_features_join_history_and_time_split(tmp_path):
+    day = 86400
+    ts = [0, 3600 * 5, day * 4 + 60, day * 4 + 7200, day * 10]  # Thu 00:00, Thu 05:00, Mon, Mon, Sun
+    table = pa.table(
+        {
+            "user": ["u", "u", "v", "u", "v"],
+            "item": ["i1", "i2", "i1", "i3", "i2"],
+            "ts": pa.array(ts, pa.int64()),
+            "label": pa.array([1] * 5, pa.int8()),
+        }
+    )
+    sides = {"items": pa.table({"item": ["i1", "i2"], "cat": ["c1", "c2"]})}
+    ops = [
+        {"op": "time_features", "columns": ["ts"], "unit": "s"},
+        {"op": "join", "table": "items", "on": ["item"], "columns": ["cat"]},
+        {
+            "op": "sequence_history",
+            "user": "user",
+            "item": "item",
+            "time": "ts",
+            "max_len": 1,
+            "columns": ["item", "cat"],
+        },
+    ]
+    groups = {"label": ["label"], "user": ["user"], "item": ["item"], "time": ["ts"]}
+    split = {"by": "time", "column": "ts", "test_after": day * 4 + 100}
+    processed, out = run(tmp_path, table, ops, groups, split, sides)
+    rows = {c: out["train"][c] + out["test"][c] for c in out["train"]}
+    assert out["test"]["ts"] == ts[3:]  # after Monday 00:01:40
+    assert rows["ts_hour"] == [0, 5, 0, 2, 0] and rows["ts_weekday"] == [3, 3, 0, 0, 6]
+    assert rows["ts_day"] == [0, 0, 4, 4, 10]
+    assert rows["cat"] == ["c1", "c2", "c1", None, "c2"]
+    assert rows["hist_item"] == [[], ["i1"], [], ["i2"], ["i1"]]  # max_len 1: only the latest one
+    assert rows["hist_cat"] == [[], ["c1"], [], ["c2"], ["c1"]]
+    assert processed.meta["groups"]["history"] == ["hist_item", "hist_cat"]
+    assert processed.meta["cardinalities"] == {"ts_hour": 24, "ts_weekday": 7}
+
+
+def test_negative_sampling_draws_other_items_reproducibly(tmp_path):
+    n = 40
+    table = pa.table(
+        {"item": [f"i{k % 7}" for k in range(n)], "label": pa.array([k % 2 for k in range(n)], pa.int8())}
+    )
+    ops = [{"op": "negative_sample", "item": "item", "ratio": 2, "seed": 5}]
+    _, out = run(tmp_path, table, ops, {"label": ["label"], "item": ["item"]})
+    _, again = run(tmp_path / "again", table, ops, {"label": ["label"], "item": ["item"]})
+    assert out == again
+    rows = list(zip(*(out["train"][c] + out["test"][c] for c in ("item", "label")), strict=True))
+    assert len(rows) == n + 2 * (n // 2)
+    k = 0
+    for i in range(n):
+        item, label = table.column("item")[i].as_py(), i % 2
+        assert rows[k] == (item, label)
+        k += 1
+        if label:  # each positive is followed by its two negatives, other items from the train rows
+            for _ in range(2):
+                assert rows[k][1] == 0 and rows[k][0] != item and rows[k][0] in {f"i{j}" for j in range(7)}
+                k += 1
+    draws = negative_draw(np.arange(10000), 0, 1, seed=5)
+    assert 0.45 < (draws % 2).mean() < 0.55 and draws.max() < 2**32  # spread evenly over 32 bits
 
 
 def test_output_is_cached_by_input_and_pipeline(tmp_path):
@@ -84,4 +234,33 @@ def test_bad_pipelines_fail_naming_the_config_key():
         parse_ops([{"op": "log1p", "columns": "dense"}, {"op": "log1p", "columns": ["C99"]}], GROUPS)
     with pytest.raises(ValueError, match=r"recdp.ops\[0\]: operator fill_na needs \['value'\]"):
         parse_ops([{"op": "fill_na", "columns": "dense"}], GROUPS)
+    with pytest.raises(ValueError, match=r"recdp.ops\[0\].boundaries: expected a non-empty increasing list"):
+        parse_ops([{"op": "bucketize", "columns": "dense", "boundaries": [3, 1]}], GROUPS)
+    with pytest.raises(ValueError, match=r"recdp.ops\[0\].user: unknown columns \['who'\]"):
+        parse_ops(
+            [{"op": "sequence_history", "user": "who", "item": "C1", "time": "I1", "max_len": 5}], GROUPS
+        )
+    with pytest.raises(ValueError, match=r"recdp.ops\[0\].table: expected a side table of the data set"):
+        parse_ops([{"op": "join", "table": "t", "on": "C1", "columns": ["x"]}], GROUPS, side_tables={})
+    with pytest.raises(ValueError, match=r"recdp.ops\[1\].columns: unknown columns \['hist_C3'\]"):
+        parse_ops(
+            [
+                {"op": "sequence_history", "user": "C1", "item": "C2", "time": "I1", "max_len": 5},
+                {"op": "categorify", "columns": ["hist_C3"]},  # C2's history is hist_C2
+            ],
+            GROUPS,
+        )
+    with pytest.raises(ValueError, match=r"recdp.split: expected by=position and 0 < test_fraction < 1"):
+        parse_split({"by": "position", "test_fraction": 1.5}, GROUPS)
+    with pytest.raises(ValueError, match=r"recdp.split.column: unknown column 'when'"):
+        parse_split({"by": "time", "column": "when", "test_after": 3}, GROUPS)
     assert parse_ops([{"op": "log1p", "columns": "I3"}], GROUPS) == [Op("log1p", ("I3",), {})]
+    # columns an op adds can be named by the ops after it
+    later = parse_ops(
+        [
+            {"op": "sequence_history", "user": "C1", "item": "C2", "time": "I1", "max_len": 5},
+            {"op": "categorify", "shared": [["C2", "hist_C2"]]},
+        ],
+        GROUPS,
+    )
+    assert later[1].args["vocabularies"] == [("C2", "hist_C2")]

@@ -1,1 +1,94 @@
-"""Processing engines: each runs a RecDP op list (fit on train, apply to every split) on its own backend."""
+"""Processing engines: each runs a RecDP pipeline (fit on train, apply to every split) on its own backend.
+
+An engine has a `name` and `run(dataset, pipeline, out) -> EngineResult`, which reads the data set,
+runs the ops and writes `out/train.parquet` and `out/test.parquet` (a file or a folder of parts). All
+engines give the same table: the same rows in the same order, the same ids, floats equal up to rounding.
+Helpers here define the engine-independent parts (row order, the negative-sampling hash).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from bluewhale.recdp.ops import TIME_FEATURES, Op, Pipeline, Split
+
+# Hidden columns every engine carries: the input row's position, the rank of rows made from it
+# (0 = the row itself, k = its k-th negative sample) and whether it is a train row.
+ROW, SUB, TRAIN = "__row", "__sub", "__train"
+HIDDEN = (ROW, SUB, TRAIN)
+MASK32 = 0xFFFFFFFF
+_MIX = 0x45D9F3B
+
+
+@dataclass
+class EngineResult:
+    """What an engine reports after writing its output (the parquet files hold the data)."""
+
+    input_rows: int
+    cardinalities: dict[str, int] = field(default_factory=dict)
+    bad_rows: dict = field(default_factory=lambda: {"count": 0, "examples": []})
+
+
+class Engine(Protocol):
+    name: str
+
+    def run(self, dataset, pipeline: Pipeline, out) -> EngineResult: ...
+
+
+def test_rows_for(split: Split, rows: int) -> int:
+    """How many of the last rows a position split puts in test; refuses an empty split."""
+    test = round(rows * split.test_fraction)
+    if test == 0 or test == rows:
+        raise ValueError(
+            f"recdp.split.test_fraction={split.test_fraction} leaves an empty split of {rows} rows"
+        )
+    return test
+
+
+def mix32(x: np.ndarray) -> np.ndarray:
+    """A 32-bit integer hash (xor-shift-multiply) every engine computes the same way in 64-bit integers."""
+    x = x.astype(np.uint64) & MASK32
+    x = (((x >> 16) ^ x) * _MIX) & MASK32
+    x = (((x >> 16) ^ x) * _MIX) & MASK32
+    return (x >> 16) ^ x
+
+
+def negative_draw(rows: np.ndarray, k: int, ratio: int, seed: int) -> np.ndarray:
+    """The random number behind negative `k` of input row `rows`: a pure function of (row, k, seed)."""
+    index = rows.astype(np.uint64) * np.uint64(ratio) + np.uint64(k)
+    x = mix32((index & MASK32) ^ mix32(np.array([seed]))[0])
+    return mix32(x ^ (index >> 32))
+
+
+def cardinalities(ops: list[Op], sizes: dict[str, int]) -> dict[str, int]:
+    """Embedding table sizes of the columns ops turned into ids (`sizes`: fitted vocabulary sizes)."""
+    out: dict[str, int] = {}
+    for op in ops:
+        if op.op == "bucketize":
+            out |= {c: len(op.args["boundaries"]) + 2 for c in op.columns}  # 0: missing
+        elif op.op == "hash_mod":
+            out |= {c: op.args["buckets"] for c in op.columns}
+        elif op.op == "categorify":
+            out |= {c: sizes[c] for c in op.columns}
+        elif op.op == "time_features":
+            for c in op.columns:
+                out |= {f"{c}_{f}": n for f in op.args["features"] if (n := TIME_FEATURES[f])}
+    return out
+
+
+def add_hidden(table: pa.Table, split: Split) -> pa.Table:
+    """Append the row position, sub-row rank and train flag that every engine carries."""
+    n = table.num_rows
+    if split.by == "position":
+        train = np.arange(n) < n - test_rows_for(split, n)
+    else:
+        after = pc.greater(table.column(split.column), split.test_after)
+        train = ~pc.fill_null(after, False).to_numpy(zero_copy_only=False)
+    table = table.append_column(ROW, pa.array(np.arange(n, dtype=np.int64)))
+    table = table.append_column(SUB, pa.array(np.zeros(n, dtype=np.int32)))
+    return table.append_column(TRAIN, pa.array(train))

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from bluewhale.atomic import publish_atomically
-from bluewhale.recdp.ops import parse_ops
+from bluewhale.recdp.ops import Pipeline, output_groups, parse_ops, parse_split
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "test")
@@ -22,7 +23,7 @@ SPLITS = ("train", "test")
 
 @dataclass
 class Processed:
-    """A processed data set on disk: `<path>/{train,test}.parquet` and `<path>/meta.json`."""
+    """A processed data set on disk: `<path>/{train,test}.parquet` (file or folder) and `<path>/meta.json`."""
 
     path: Path
     meta: dict
@@ -32,14 +33,34 @@ class Processed:
         return pq.read_table(self.path / f"{split}.parquet")
 
 
-def process(dataset, recdp: dict, engine, cache_dir: str | Path) -> Processed:
-    """Run the pipeline `recdp` over `dataset` on `engine`, or reuse the cached result of the same work."""
-    groups = {"label": [dataset.label], "dense": list(dataset.dense), "sparse": list(dataset.sparse)}
-    ops = parse_ops(recdp["ops"], groups)
-    split = recdp["split"]
-    if split.get("by") != "position" or not 0 < split.get("test_fraction", 0) < 1:
-        raise ValueError(f"recdp.split: expected by=position and 0 < test_fraction < 1, got {split}")
+def column_groups(dataset) -> dict[str, list[str]]:
+    """The data set's column groups: `groups()` where it has one, else its label, dense and sparse."""
+    if hasattr(dataset, "groups"):
+        return {k: list(v) for k, v in dataset.groups().items()}
+    return {"label": [dataset.label], "dense": list(dataset.dense), "sparse": list(dataset.sparse)}
 
+
+def side_table_columns(dataset) -> dict[str, list[str]] | None:
+    """Names of the side tables a data set offers for `join`, with their columns (schemas only)."""
+    if not hasattr(dataset, "side_tables"):
+        return {}
+    return {name: list(t.column_names) for name, t in dataset.side_tables().items()}
+
+
+def parse_pipeline(recdp: dict, dataset) -> Pipeline:
+    """Check the whole pipeline against the data set before any work: ops, split, side tables."""
+    groups = column_groups(dataset)
+    ops = parse_ops(recdp["ops"], groups, side_tables=side_table_columns(dataset))
+    split = parse_split(recdp["split"], groups)
+    return Pipeline(recdp["name"], ops, split, groups, output_groups(ops, groups))
+
+
+def process(dataset, recdp: dict, engine, cache_dir: str | Path) -> Processed:
+    """Run the pipeline `recdp` over `dataset` on `engine`, or reuse the cached result of the same work.
+
+    Engines give the same table, so the cache key leaves the engine out: any engine's output is reused.
+    """
+    pipeline = parse_pipeline(recdp, dataset)
     fingerprint = dataset.fingerprint()
     key = hashlib.sha256(json.dumps([fingerprint, recdp], sort_keys=True).encode()).hexdigest()[:16]
     target = Path(cache_dir) / f"{recdp['name']}-{key}"
@@ -48,30 +69,30 @@ def process(dataset, recdp: dict, engine, cache_dir: str | Path) -> Processed:
         return Processed(target, json.loads((target / "meta.json").read_text()), cache_hit=True)
 
     start = time.perf_counter()
-    table, bad_rows = dataset.read()
-    test_rows = round(table.num_rows * split["test_fraction"])
-    if test_rows == 0 or test_rows == table.num_rows:
-        raise ValueError(
-            f"recdp.split.test_fraction={split['test_fraction']} leaves an empty split "
-            f"of {table.num_rows} rows"
-        )
-    splits, fitted = engine.run(table, ops, test_rows)
-    meta = {
-        "key": key,
-        "input": fingerprint,
-        "recdp": recdp,
-        "engine": engine.name,
-        "label": dataset.label,
-        "dense": list(dataset.dense),
-        "sparse": list(dataset.sparse),
-        "cardinalities": {c: fitted[c]["cardinality"] for c in dataset.sparse},
-        "rows": {name: t.num_rows for name, t in splits.items()},
-        "bad_rows": {"count": bad_rows.count, "examples": bad_rows.examples},
-        "process_time_s": time.perf_counter() - start,
-    }
     with publish_atomically(target) as tmp:
-        for name, t in splits.items():
-            pq.write_table(t, tmp / f"{name}.parquet")
+        result = engine.run(dataset, pipeline, tmp)
+        groups = pipeline.output_groups
+        meta = {
+            "key": key,
+            "input": fingerprint,
+            "recdp": recdp,
+            "engine": engine.name,
+            "label": groups["label"][0] if len(groups.get("label", [])) == 1 else groups.get("label"),
+            "dense": groups.get("dense", []),
+            "sparse": groups.get("sparse", []),
+            "groups": groups,
+            "cardinalities": result.cardinalities,
+            "rows": {s: pads.dataset(tmp / f"{s}.parquet", format="parquet").count_rows() for s in SPLITS},
+            "input_rows": result.input_rows,
+            "bad_rows": result.bad_rows,
+            "process_time_s": time.perf_counter() - start,
+        }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    log.info("processed %d rows in %.1f s into %s", table.num_rows, meta["process_time_s"], target)
+    log.info(
+        "processed %d rows on %s in %.1f s into %s",
+        result.input_rows,
+        engine.name,
+        meta["process_time_s"],
+        target,
+    )
     return Processed(target, meta, cache_hit=False)

@@ -1,0 +1,367 @@
+"""The Spark engine: runs a RecDP pipeline as Spark SQL, from input files to parquet.
+
+Nothing is collected to the driver but fitted scalars (means, vocabulary sizes) and a few bad-row
+examples: the input is read by Spark (a native reader for Criteo TSV, see `spark_readers`), ops are
+column expressions and joins, and each split is written by the executors. No Python UDFs, so a
+cluster's executors need no Python. `master` is `local[*]` by default or e.g. `spark://HOST:PORT`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from functools import reduce
+from pathlib import Path
+
+import numpy as np
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from bluewhale.engine import (
+    HIDDEN,
+    MASK32,
+    ROW,
+    SUB,
+    TRAIN,
+    EngineResult,
+    cardinalities,
+    mix32,
+)
+from bluewhale.engine.spark_readers import read_input
+from bluewhale.recdp.ops import TIME_UNITS, Op, Pipeline
+
+log = logging.getLogger(__name__)
+_MIX = 0x45D9F3B
+_BROADCAST_ROWS = 2_000_000  # vocabularies up to this size are shipped to every executor
+
+
+class SparkEngine:
+    """Distributed engine: Spark in local mode by default, or against a standalone/YARN/k8s master."""
+
+    name = "spark"
+
+    def __init__(
+        self,
+        master: str = "local[*]",
+        app_name: str = "bluewhale-recdp",
+        driver_memory: str = "4g",
+        conf: dict | None = None,
+        log_level: str = "WARN",
+    ) -> None:
+        self.master, self.app_name, self.driver_memory = master, app_name, driver_memory
+        self.conf, self.log_level = _flatten(conf or {}), log_level
+
+    def session(self) -> SparkSession:
+        """The Spark session for `master` (an active session on another master is stopped first)."""
+        active = SparkSession.getActiveSession()
+        if active is not None and active.sparkContext.master != self.master:
+            active.stop()
+        builder = (
+            SparkSession.builder.master(self.master)
+            .appName(self.app_name)
+            .config("spark.driver.memory", self.driver_memory)
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.shuffle.partitions", "16")
+            .config("spark.ui.showConsoleProgress", "false")
+        )
+        for key, value in self.conf.items():
+            builder = builder.config(key, str(value))
+        spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel(self.log_level)
+        return spark
+
+    def run(self, dataset, pipeline: Pipeline, out: Path) -> EngineResult:
+        """Read `dataset` with Spark, run `pipeline`, write `out/{train,test}.parquet` as part files."""
+        spark = self.session()
+        out = Path(out)
+        scratch = out / "_scratch"  # intermediate parquet, removed before the output is published
+        df, input_rows, bad_rows = read_input(spark, dataset, pipeline.split, scratch)
+        sides = dataset.side_tables() if hasattr(dataset, "side_tables") else {}
+        sizes: dict[str, int] = {}
+        try:
+            for op in pipeline.ops:
+                columns = df.columns
+                df = getattr(self, f"_{op.op}")(spark, df, op, sizes, sides)
+                # joins move their keys to the front: keep the order the pandas engine has
+                df = df.select(*columns, *[c for c in df.columns if c not in columns])
+            for split, rows in (("train", F.col(TRAIN)), ("test", ~F.col(TRAIN))):
+                part = df.filter(rows).orderBy(ROW, SUB).drop(*HIDDEN)
+                part.write.parquet(str(out / f"{split}.parquet"))
+        finally:
+            spark.catalog.clearCache()
+            shutil.rmtree(scratch, ignore_errors=True)
+        return EngineResult(input_rows, cardinalities(pipeline.ops, sizes), bad_rows)
+
+    # Column ops: fitted on the rows where TRAIN is true, applied to all rows.
+    def _fill_na(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
+        value = F.lit(op.args["value"])
+        return df.withColumns(
+            {
+                c: F.nanvl(F.coalesce(c, value), value) if _is_float(df, c) else F.coalesce(c, value)
+                for c in op.columns
+            }
+        )
+
+    def _clip(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
+        lower, upper = op.args["lower"], op.args["upper"]
+
+        def clipped(c: str) -> Column:
+            col = F.col(c)
+            if lower is not None:
+                col = F.greatest(col, F.lit(lower))
+            if upper is not None:
+                col = F.least(col, F.lit(upper))
+            return F.when(F.col(c).isNull(), F.lit(None)).otherwise(col)  # greatest() would skip nulls
+
+        return df.withColumns({c: clipped(c) for c in op.columns})
+
+    def _log1p(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
+        return df.withColumns({c: F.log1p(F.col(c).cast("double")).cast("float") for c in op.columns})
+
+    def _normalize(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
+        aggs = [F.avg(F.col(c).cast("double")) for c in op.columns]
+        aggs += [F.stddev_pop(F.col(c).cast("double")) for c in op.columns]
+        stats = df.filter(TRAIN).agg(*aggs).first()
+        n = len(op.columns)
+        return df.withColumns(
+            {
+                c: ((F.col(c).cast("double") - stats[i]) / (stats[n + i] if stats[n + i] else 1.0)).cast(
+                    "float"
+                )
+                for i, c in enumerate(op.columns)
+            }
+        )
+
+    def _bucketize(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
+        def bucket(c: str) -> Column:
+            x = F.col(c).cast("double")
+            ids = sum((x >= b).cast("int") for b in op.args["boundaries"]) + 1
+            return F.coalesce(ids, F.lit(0)).cast("int")
+
+        return df.withColumns({c: bucket(c) for c in op.columns})
+
+    def _hash_mod(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
+        buckets = F.lit(op.args["buckets"])
+
+        def hashed(c: str) -> Column:
+            if isinstance(df.schema[c].dataType, T.IntegralType):
+                return F.coalesce(F.pmod(F.col(c), buckets), F.lit(0)).cast("long")
+            return F.coalesce(
+                F.pmod(F.crc32(F.col(c).cast("string").cast("binary")), buckets), F.lit(0)
+            ).cast("long")
+
+        return df.withColumns({c: hashed(c) for c in op.columns})
+
+    def _categorify(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
+        """Count every vocabulary of the op in one job per value type, then map each column by a join."""
+        train = df.filter(TRAIN)
+        by_type: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+        for g, columns in enumerate(op.args["vocabularies"]):
+            kind = df.schema[columns[0]].dataType
+            kind = kind.elementType if isinstance(kind, T.ArrayType) else kind
+            by_type.setdefault(kind.simpleString(), []).append((g, columns))
+        for groups in by_type.values():
+            # one scan: every scalar column becomes (g, v) rows; list columns are exploded on their own
+            scalars = [
+                F.struct(F.lit(g).alias("g"), F.col(c).alias("v"))
+                for g, cs in groups
+                for c in cs
+                if not _is_list(df, c)
+            ]
+            parts = (
+                [train.select(F.explode(F.array(*scalars)).alias("p")).select("p.g", "p.v")]
+                if scalars
+                else []
+            )
+            parts += [
+                train.select(F.lit(g).alias("g"), F.explode(c).alias("v"))
+                for g, cs in groups
+                for c in cs
+                if _is_list(df, c)
+            ]
+            values = reduce(DataFrame.unionByName, parts)
+            counts = values.filter(F.col("v").isNotNull()).groupBy("g", "v").count()
+            counts = counts.filter(F.col("count") >= op.args["freq_threshold"])
+            # Ids by descending frequency, ties by value: every engine assigns the same ids.
+            order = Window.partitionBy("g").orderBy(F.col("count").desc(), F.col("v").asc())
+            vocabularies = counts.select("g", "v", F.row_number().over(order).cast("int").alias("id")).cache()
+            size = dict(vocabularies.groupBy("g").count().collect())
+            small = [(g, columns) for g, columns in groups if size.get(g, 0) <= _BROADCAST_ROWS]
+            if small:  # one row of maps value -> id, shipped to every executor: one join for all columns
+                maps = vocabularies.filter(F.col("g").isin([g for g, _ in small]))
+                maps = maps.groupBy("g").agg(
+                    F.map_from_entries(F.collect_list(F.struct("v", "id"))).alias("m")
+                )
+                row = maps.groupBy().pivot("g", [g for g, _ in small]).agg(F.first("m"))
+                row = row.select(*[F.col(f"`{g}`").alias(f"_m{g}") for g, _ in small])
+                df = df.crossJoin(F.broadcast(row))
+                lookups = {}
+                for g, columns in small:
+                    for c in columns:
+                        sizes[c] = size.get(g, 0) + 1  # id 0: rare, unseen or missing values
+                        lookups[c] = _lookup(df, c, F.col(f"_m{g}"))
+                df = df.withColumns(lookups).drop(*[f"_m{g}" for g, _ in small])
+            for g, columns in groups:
+                if size.get(g, 0) <= _BROADCAST_ROWS:
+                    continue
+                vocabulary = vocabularies.filter(F.col("g") == g).drop("g")
+                for c in columns:
+                    sizes[c] = size[g] + 1
+                    df = _map_ids(df, c, vocabulary, list_column=_is_list(df, c))
+        return df
+
+    def _count_encode(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
+        for c in op.columns:
+            counts = df.filter(TRAIN).filter(F.col(c).isNotNull()).groupBy(c).agg(F.count("*").alias("_n"))
+            df = (
+                df.join(counts, on=c, how="left")
+                .withColumn(c, F.coalesce("_n", F.lit(0)).cast("long"))
+                .drop("_n")
+            )
+        return df
+
+    def _target_encode(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
+        """Mean target per value, smoothed toward the train mean; train rows see other folds only."""
+        target, folds, s = op.args["target"], op.args["folds"], float(op.args["smoothing"])
+        y = F.col(target).cast("double")
+        prior = df.filter(TRAIN).agg(F.avg(y)).first()[0]
+        df = df.withColumn("_fold", F.pmod(F.col(ROW), F.lit(folds)))
+        for c in op.columns:
+            train = df.filter(TRAIN).filter(F.col(c).isNotNull())
+            per_fold = train.groupBy(F.col(c).alias("_v"), F.col("_fold").alias("_f")).agg(
+                F.sum(y).alias("_fs"), F.count("*").alias("_fc")
+            )
+            total = per_fold.groupBy("_v").agg(F.sum("_fs").alias("_ts"), F.sum("_fc").alias("_tc"))
+            df = df.join(total, df[c] == total["_v"], "left").drop("_v")
+            df = df.join(per_fold, (df[c] == per_fold["_v"]) & (df["_fold"] == per_fold["_f"]), "left")
+            own = F.when(F.col(TRAIN), F.coalesce("_fs", F.lit(0.0))).otherwise(F.lit(0.0))
+            own_n = F.when(F.col(TRAIN), F.coalesce("_fc", F.lit(0))).otherwise(F.lit(0))
+            sums = F.coalesce("_ts", F.lit(0.0)) - own
+            counts = (F.coalesce("_tc", F.lit(0)) - own_n).cast("double")
+            if s > 0:
+                encoded = (sums + s * prior) / (counts + s)
+            else:
+                encoded = F.when(counts > 0, sums / counts).otherwise(F.lit(prior))
+            df = df.withColumn(c, encoded.cast("float")).drop("_v", "_f", "_fs", "_fc", "_ts", "_tc")
+        return df.drop("_fold")
+
+    def _time_features(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
+        per = TIME_UNITS[op.args["unit"]]
+        new = {}
+        for c in op.columns:
+            seconds = F.floor(F.col(c).cast("long") / per) if per > 1 else F.col(c).cast("long")
+            for f in op.args["features"]:
+                if f == "hour":
+                    new[f"{c}_{f}"] = F.pmod(F.floor(seconds / 3600), F.lit(24)).cast("int")
+                elif f == "weekday":  # 1970-01-01 was a Thursday; Monday is 0
+                    new[f"{c}_{f}"] = F.pmod(F.floor(seconds / 86400) + 3, F.lit(7)).cast("int")
+                else:
+                    new[f"{c}_{f}"] = F.floor(seconds / 86400).cast("long")
+        return df.withColumns(new)
+
+    # Table ops
+    def _join(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
+        if op.args["table"] not in sides:
+            raise ValueError(
+                f"join: the data set has no side table {op.args['table']!r}; it has {sorted(sides)}"
+            )
+        on, columns = op.args["on"], op.args["columns"]
+        side = spark.createDataFrame(sides[op.args["table"]].select([*on, *columns]))
+        if side.groupBy(*on).count().filter(F.col("count") > 1).limit(1).count():
+            raise ValueError(f"join with side table {op.args['table']!r}: its key {on} is not unique")
+        return df.join(side, on=on, how="left")
+
+    def _sequence_history(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
+        """Each row gets lists of the same user's earlier values (by time, then row), the last max_len."""
+        window = (
+            Window.partitionBy(op.args["user"])
+            .orderBy(op.args["time"], ROW, SUB)
+            .rowsBetween(-op.args["max_len"], -1)
+        )
+        return df.withColumns({f"hist_{c}": F.collect_list(c).over(window) for c in op.args["columns"]})
+
+    def _negative_sample(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
+        """After each positive, `ratio` copies with a different random item (from the train items), label 0."""
+        item, label, ratio = op.args["item"], op.args["label"], op.args["ratio"]
+        items = (
+            df.filter(TRAIN).select(F.col(item).alias("_item")).filter(F.col("_item").isNotNull()).distinct()
+        )
+        vocabulary = items.select(
+            "_item", (F.row_number().over(Window.orderBy("_item")) - 1).alias("_pos")
+        ).cache()
+        n = vocabulary.count()
+        if n < 2:
+            raise ValueError(f"negative_sample: the train rows have {n} distinct {item}; need 2")
+        positives = df.filter(F.col(label) == 1).crossJoin(spark.range(ratio).withColumnRenamed("id", "_k"))
+        positives = positives.join(vocabulary, positives[item] == vocabulary["_item"], "left").drop("_item")
+        index = F.col(ROW) * ratio + F.col("_k")
+        seed = int(mix32(np.array([op.args["seed"]]))[0])
+        x = _mix(
+            _mix(index.bitwiseAND(F.lit(MASK32)).bitwiseXOR(F.lit(seed))).bitwiseXOR(F.shiftright(index, 32))
+        )
+        known = F.col("_pos").isNotNull()
+        pick = F.when(known, F.pmod(x, F.lit(n - 1))).otherwise(F.pmod(x, F.lit(n)))
+        pick = pick + F.when(known & (pick >= F.col("_pos")), 1).otherwise(0)
+        negatives = positives.withColumn("_pick", pick).drop("_pos")
+        negatives = negatives.join(vocabulary, negatives["_pick"] == vocabulary["_pos"], "left")
+        label_type = df.schema[label].dataType
+        negatives = negatives.withColumns(
+            {
+                item: F.col("_item").cast(df.schema[item].dataType),
+                label: F.lit(0).cast(label_type),
+                SUB: (F.col(SUB) + F.col("_k") + 1).cast(df.schema[SUB].dataType),
+            }
+        ).select(*df.columns)
+        return df.unionByName(negatives)
+
+
+def _flatten(conf, prefix: str = "") -> dict[str, str]:
+    """Spark settings from a config that Hydra may have nested at the dots (spark: {executor: ...})."""
+    flat = {}
+    for key, value in dict(conf).items():
+        if hasattr(value, "items"):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = str(value)
+    return flat
+
+
+def _mix(x: Column) -> Column:
+    """Spark's form of `bluewhale.engine.mix32` (64-bit integers, no overflow: x < 2**32, _MIX < 2**27)."""
+    x = x.bitwiseAND(F.lit(MASK32))
+    x = (F.shiftright(x, 16).bitwiseXOR(x) * F.lit(_MIX)).bitwiseAND(F.lit(MASK32))
+    x = (F.shiftright(x, 16).bitwiseXOR(x) * F.lit(_MIX)).bitwiseAND(F.lit(MASK32))
+    return F.shiftright(x, 16).bitwiseXOR(x)
+
+
+def _lookup(df: DataFrame, c: str, mapping: Column) -> Column:
+    """Column `c` as ids through a map column (value -> id); values not in it get 0."""
+    if _is_list(df, c):
+        return F.transform(c, lambda x: F.coalesce(F.try_element_at(mapping, x), F.lit(0))).cast("array<int>")
+    return F.coalesce(F.try_element_at(mapping, F.col(c)), F.lit(0)).cast("int")
+
+
+def _map_ids(df: DataFrame, c: str, vocabulary: DataFrame, list_column: bool) -> DataFrame:
+    """Replace column `c` by its ids in `vocabulary` (v, id) with a join (for vocabularies too big to ship)."""
+    vocab = vocabulary
+    if not list_column:
+        joined = df.join(vocab, df[c] == vocabulary["v"], "left")
+        return joined.withColumn(c, F.coalesce("id", F.lit(0)).cast("int")).drop("v", "id")
+    exploded = df.select(ROW, SUB, F.posexplode(c).alias("_p", "v"))
+    ids = exploded.join(vocab, "v", "left").select(ROW, SUB, "_p", F.coalesce("id", F.lit(0)).alias("id"))
+    lists = ids.groupBy(ROW, SUB).agg(F.sort_array(F.collect_list(F.struct("_p", "id"))).alias("_ids"))
+    lists = lists.select(ROW, SUB, F.col("_ids.id").alias("_ids"))
+    joined = df.join(lists, [ROW, SUB], "left")
+    empty = F.array().cast(T.ArrayType(T.IntegerType()))
+    mapped = F.when(F.col(c).isNull(), F.lit(None)).otherwise(F.coalesce("_ids", empty))
+    return joined.withColumn(c, mapped.cast(T.ArrayType(T.IntegerType()))).drop("_ids")
+
+
+def _is_list(df: DataFrame, c: str) -> bool:
+    return isinstance(df.schema[c].dataType, T.ArrayType)
+
+
+def _is_float(df: DataFrame, c: str) -> bool:
+    return isinstance(df.schema[c].dataType, T.FloatType | T.DoubleType)
