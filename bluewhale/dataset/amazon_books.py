@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bluewhale.dataset.badrows import BadRows, check_mode, settle
+from bluewhale.dataset.base import Dataset
 from bluewhale.dataset.files import fingerprint_files, require_file, require_path
-from bluewhale.dataset.groups import column_groups
 from bluewhale.dataset.jsonlines import field, last_item, read_json_lines
 
 REVIEWS_SCHEMA = pa.schema(
@@ -95,7 +95,7 @@ def _kept_lines(kept: int, problems: list[tuple[int, str]]) -> np.ndarray:
     return lines[:kept]
 
 
-class AmazonBooks:
+class AmazonBooks(Dataset):
     """Amazon Books reviews + meta (`dataset=amazon_books`): implicit feedback for DIEN.
 
     Every review is a positive example (`label` is 1 on every row); negatives are made by the
@@ -138,10 +138,6 @@ class AmazonBooks:
         reviews = reviews.append_column(self.label, pa.array(np.ones(reviews.num_rows, np.int8)))
         return reviews, bad + meta_bad
 
-    def groups(self) -> dict[str, list[str]]:
-        """The column groups a pipeline may name (see bluewhale/dataset/groups.py)."""
-        return column_groups(self)
-
     def side_tables(self) -> dict[str, pa.Table]:
         """`meta`: asin, title, price, category, one row per item."""
         self.prepare()
@@ -151,6 +147,3 @@ class AmazonBooks:
         if self._meta is None:
             self._meta = read_meta(self.meta_path, self.bad_rows)
         return self._meta
-
-    def planted_probability(self) -> np.ndarray | None:
-        return None

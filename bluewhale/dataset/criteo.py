@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from bluewhale.dataset.badrows import BadRowError, BadRows
-from bluewhale.dataset.groups import column_groups
+from bluewhale.dataset.base import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def _typed(table: pa.Table) -> pa.Table:
     return pa.table(columns, names=COLUMNS)
 
 
-class CriteoFile:
+class CriteoFile(Dataset):
     """A data set made of one Criteo TSV file (`dataset=criteo_kaggle`): what the pipeline reads."""
 
     label, dense, sparse = LABEL, DENSE, SPARSE
@@ -143,14 +143,3 @@ class CriteoFile:
     def read(self) -> tuple[pa.Table, BadRows]:
         self.prepare()
         return read_criteo_tsv(self.path, self.bad_rows)
-
-    def groups(self) -> dict[str, list[str]]:
-        """The column groups a pipeline may name (see bluewhale/dataset/groups.py)."""
-        return column_groups(self)
-
-    def side_tables(self) -> dict[str, pa.Table]:
-        return {}
-
-    def planted_probability(self) -> np.ndarray | None:
-        """The true click probability of each row, where the data was generated; real data has none."""
-        return None

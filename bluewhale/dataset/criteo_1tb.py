@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow as pa
 
 from bluewhale.dataset.badrows import BadRows, check_mode
+from bluewhale.dataset.base import Dataset
 from bluewhale.dataset.criteo import DENSE, LABEL, SPARSE, read_criteo_tsv
 from bluewhale.dataset.files import fingerprint_files, require_path
-from bluewhale.dataset.groups import column_groups
 
 DAY_FILE = re.compile(r"^day_(\d+)(\.gz)?$")
 
@@ -42,7 +42,7 @@ def day_files(path: str | list[str], days: list[int] | None = None) -> list[Path
     return files
 
 
-class CriteoDays:
+class CriteoDays(Dataset):
     """Criteo 1TB day files (`dataset=criteo_1tb`): rows of every day in order, with their `day`."""
 
     label, dense, sparse, day = LABEL, DENSE, SPARSE, ["day"]
@@ -76,13 +76,3 @@ class CriteoDays:
             tables.append(table.append_column("day", pa.array(np.full(table.num_rows, day, np.int16))))
             report += BadRows(bad.count, [(line, f"{path.name}: {reason}") for line, reason in bad.examples])
         return pa.concat_tables(tables), report
-
-    def groups(self) -> dict[str, list[str]]:
-        """The column groups a pipeline may name (see bluewhale/dataset/groups.py)."""
-        return column_groups(self)
-
-    def side_tables(self) -> dict[str, pa.Table]:
-        return {}
-
-    def planted_probability(self) -> np.ndarray | None:
-        return None

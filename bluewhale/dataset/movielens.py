@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bluewhale.dataset.badrows import BadRows, check_mode, settle
+from bluewhale.dataset.base import Dataset
 from bluewhale.dataset.delimited import UNSIGNED, Check, read_delimited
 from bluewhale.dataset.files import fingerprint_files, require_file, require_path
-from bluewhale.dataset.groups import column_groups
 
 FIELDS = ["user_id", "item_id", "rating", "timestamp"]
 _IDS = {
@@ -142,7 +142,7 @@ def read_ratings(path: Path, variant: str, bad_rows: str = "error") -> tuple[pa.
     )
 
 
-class MovieLens:
+class MovieLens(Dataset):
     """MovieLens ratings (`dataset=movielens`): a user-item interaction log with a binary label."""
 
     label = "label"
@@ -188,10 +188,6 @@ class MovieLens:
         label = pc.cast(pc.greater_equal(table.column("rating"), self.positive_rating), pa.int8())
         return table.append_column(self.label, label), report + self._read_items()[1]
 
-    def groups(self) -> dict[str, list[str]]:
-        """The column groups a pipeline may name (see bluewhale/dataset/groups.py)."""
-        return column_groups(self)
-
     def side_tables(self) -> dict[str, pa.Table]:
         """`items` (item_id, title, genres, genre) where the variant's item file is beside the ratings."""
         self.prepare()
@@ -204,6 +200,3 @@ class MovieLens:
                 read_items(self.items_path, self.variant, self.bad_rows) if found else (None, BadRows())
             )
         return self._items
-
-    def planted_probability(self) -> np.ndarray | None:
-        return None

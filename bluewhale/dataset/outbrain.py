@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bluewhale.dataset.badrows import BadRows, check_mode, settle
+from bluewhale.dataset.base import Dataset
 from bluewhale.dataset.delimited import NUMBER, UNSIGNED, Check, read_delimited, row_to_line
 from bluewhale.dataset.files import fingerprint_files, require_file, require_path
-from bluewhale.dataset.groups import column_groups
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def split_geo(geo: pa.ChunkedArray) -> dict[str, pa.Array]:
     }
 
 
-class Outbrain:
+class Outbrain(Dataset):
     """Outbrain Click Prediction (`dataset=outbrain`): one row per (display, ad), `clicked` the label.
 
     `path` is the folder of the published CSVs. Joins never drop a click: a key missing from its table
@@ -223,10 +223,6 @@ class Outbrain:
         # the side tables are checked here too, so their bad rows are counted with the rest
         return pa.table(columns), report + self._side_tables()[1]
 
-    def groups(self) -> dict[str, list[str]]:
-        """The column groups a pipeline may name (see bluewhale/dataset/groups.py)."""
-        return column_groups(self)
-
     def side_tables(self) -> dict[str, pa.Table]:
         """`topics`, `categories`, `entities` (document_id, id, confidence_level), those present."""
         self.prepare()
@@ -242,6 +238,3 @@ class Outbrain:
                     report += bad
             self._sides = tables, report
         return self._sides
-
-    def planted_probability(self) -> np.ndarray | None:
-        return None

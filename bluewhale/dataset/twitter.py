@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from bluewhale.dataset.badrows import BadRows, check_mode, settle
+from bluewhale.dataset.base import Dataset
 from bluewhale.dataset.delimited import UNSIGNED, Check, read_delimited
 from bluewhale.dataset.files import fingerprint_files, require_path
-from bluewhale.dataset.groups import column_groups
 
 SEPARATOR = "\x01"
 TARGETS = ["reply_timestamp", "retweet_timestamp", "retweet_with_comment_timestamp", "like_timestamp"]
@@ -109,7 +108,7 @@ def input_files(path: Path) -> list[Path]:
     raise FileNotFoundError(f"dataset.path={path}: expected a RecSys 2021 file or a folder of part files")
 
 
-class TwitterRecSys2021:
+class TwitterRecSys2021(Dataset):
     """Twitter RecSys 2021 engagements (`dataset=twitter_recsys2021`): four binary tasks per row.
 
     `label` is the like task (the densest); `labels` names all four, in the order reply, retweet,
@@ -143,13 +142,3 @@ class TwitterRecSys2021:
             tables.append(table)
             report += bad
         return pa.concat_tables(tables), report
-
-    def groups(self) -> dict[str, list[str]]:
-        """The column groups a pipeline may name (see bluewhale/dataset/groups.py)."""
-        return column_groups(self)
-
-    def side_tables(self) -> dict[str, pa.Table]:
-        return {}
-
-    def planted_probability(self) -> np.ndarray | None:
-        return None
