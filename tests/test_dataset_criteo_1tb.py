@@ -77,7 +77,7 @@ def test_planted_twin_writes_day_files_with_the_criteo_click_model(tmp_path):
 
 def test_an_empty_line_is_a_bad_row_not_nothing(tmp_path):
     folder = write_days(tmp_path, {0: [line("1"), "", line("3")]})
-    with pytest.raises(BadRowError, match=r"day_0:2: field label expected 0 or 1, got None"):
+    with pytest.raises(BadRowError, match=r"day_0:2: empty line"):
         CriteoDays(str(folder)).read()
     table, bad = CriteoDays(str(folder), bad_rows="skip").read()
     assert table.column("I1").to_pylist() == [1, 3] and bad.count == 1

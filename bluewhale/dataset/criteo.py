@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
-from bluewhale.dataset.badrows import BadRowError, BadRows
+from bluewhale.dataset.badrows import EXAMPLES, BadRowError, BadRows
 from bluewhale.dataset.base import Dataset
+from bluewhale.dataset.delimited import INTEGER, Check, read_delimited
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +23,10 @@ DENSE = [f"I{i}" for i in range(1, 14)]
 SPARSE = [f"C{i}" for i in range(1, 27)]
 COLUMNS = [LABEL, *DENSE, *SPARSE]
 
-_INTEGER = r"^-?[0-9]+$"
-_LABEL = r"^[01]$"
-_EXAMPLES = 5
+_CHECKS = {
+    LABEL: Check(r"^[01]$", "0 or 1"),
+    **{c: Check(INTEGER, "an integer", required=False) for c in DENSE},
+}
 
 
 def read_criteo_tsv(path: str | Path, bad_rows: str = "error") -> tuple[pa.Table, BadRows]:
@@ -42,70 +42,14 @@ def read_criteo_tsv(path: str | Path, bad_rows: str = "error") -> tuple[pa.Table
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such Criteo file")
 
-    table, wrong_width = _read_strings(path, use_threads=True)
-    if wrong_width:
-        # Arrow's threaded reader cannot say which line was bad; re-read in order to name the lines.
-        table, wrong_width = _read_strings(path, use_threads=False)
-
-    skipped_lines = np.array(sorted(n for n, _ in wrong_width), dtype=np.int64)
-    invalid = np.zeros(table.num_rows, dtype=bool)
-    reasons: dict[int, str] = {}  # row -> reason, for the first few bad rows of each field
-    for name, pattern, expected in [(LABEL, _LABEL, "0 or 1"), *[(c, _INTEGER, "an integer") for c in DENSE]]:
-        col = table.column(name)
-        ok = pc.match_substring_regex(col, pattern)
-        bad = pc.invert(pc.fill_null(ok, name != LABEL)).to_numpy(zero_copy_only=False)
-        for row in np.flatnonzero(bad & ~invalid)[:_EXAMPLES]:
-            reasons[int(row)] = f"field {name} expected {expected}, got {col[int(row)].as_py()!r}"
-        invalid |= bad
-
-    rows = np.flatnonzero(invalid)
-    lines = _row_to_line(rows, skipped_lines)
-    problems = sorted(wrong_width) + [
-        (int(n), reasons.get(int(r), "malformed field")) for r, n in zip(rows, lines, strict=False)
-    ]
+    table, problems = read_delimited(path, COLUMNS, _CHECKS, "\t", what="tab-separated fields")
     if problems and bad_rows == "error":
         line, reason = min(problems)
         raise BadRowError(f"{path}:{line}: {reason}")
-    report = BadRows(count=len(problems), examples=sorted(problems)[:_EXAMPLES])
-    if rows.size:
-        table = table.filter(pa.array(~invalid))
-
+    report = BadRows(count=len(problems), examples=sorted(problems)[:EXAMPLES])
     if report.count:
         log.warning("%s: skipped %d bad rows, e.g. %s", path, report.count, report.examples[:3])
     return _typed(table), report
-
-
-def _read_strings(path: Path, use_threads: bool) -> tuple[pa.Table, list[tuple[int | None, str]]]:
-    wrong_width: list[tuple[int | None, str]] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        wrong_width.append(
-            (row.number, f"expected {row.expected_columns} tab-separated fields, got {row.actual_columns}")
-        )
-        return "skip"
-
-    table = pacsv.read_csv(
-        path,
-        read_options=pacsv.ReadOptions(column_names=COLUMNS, use_threads=use_threads, block_size=1 << 24),
-        parse_options=pacsv.ParseOptions(
-            delimiter="\t",
-            quote_char=False,
-            invalid_row_handler=on_invalid,
-            ignore_empty_lines=False,  # an empty line is a bad row (its label is missing), not nothing
-        ),
-        convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in COLUMNS}, strings_can_be_null=True, null_values=[""]
-        ),
-    )
-    return table, wrong_width
-
-
-def _row_to_line(rows: np.ndarray, skipped_lines: np.ndarray) -> np.ndarray:
-    """Map indices of kept rows back to 1-based file lines, given the lines already skipped."""
-    # Kept row k is on line k + 1 + (skipped lines before it). Skipped line s_i (sorted) has s_i - i
-    # kept-or-itself lines up to it, so a kept row comes after s_i exactly when k + 1 >= s_i - i.
-    kept_before_skipped = skipped_lines - np.arange(len(skipped_lines))
-    return rows + 1 + np.searchsorted(kept_before_skipped, rows + 1, side="right")
 
 
 def _typed(table: pa.Table) -> pa.Table:
