@@ -107,15 +107,16 @@ def train(ctx: Context) -> None:
 
 
 def evaluate(ctx: Context) -> None:
-    scores, labels = predict(ctx.model, ctx.batches("test", ctx.cfg.train.eval_batch_size))
-    metrics = {
-        "test_auc": roc_auc_score(labels, scores),
-        "test_logloss": log_loss(labels, scores, labels=[0, 1]),
-    }
+    """Test AUC and logloss (and the same on the valid split where the pipeline has one)."""
+    metrics = {}
+    for split in [s for s in ("valid", "test") if s in ctx.processed.meta["rows"]]:
+        scores, labels = predict(ctx.model, ctx.batches(split, ctx.cfg.train.eval_batch_size))
+        metrics[f"{split}_auc"] = roc_auc_score(labels, scores)
+        metrics[f"{split}_logloss"] = log_loss(labels, scores, labels=[0, 1])
     planted = ctx.dataset.planted_probability()
-    if planted is not None:
+    if planted is not None:  # test rows are the data set's last rows
         metrics["optimal_test_auc"] = roc_auc_score(labels, planted[-len(labels) :])
-    log.info("test: %s", {k: round(v, 4) for k, v in metrics.items()})
+    log.info("evaluation: %s", {k: round(v, 4) for k, v in metrics.items()})
     ctx.metrics |= metrics
     mlflow.log_metrics(metrics)
 

@@ -41,7 +41,7 @@ def test_a_modin_frame_converts_like_pandas(tmp_path):
     from bluewhale.engine.modin import ModinEngine
 
     table = planted(np.arange(ROWS))
-    frame = ModinEngine(workers=1).to_frame(table)
+    frame = ModinEngine(workers=1).modin_frame(table)
     cache = Cache(tmp_path)
     data = convert(frame, cache, rows_per_group=500)
     assert data.url == convert(table.to_pandas(), cache, rows_per_group=500).url  # same content, same key

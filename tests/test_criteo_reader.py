@@ -97,3 +97,23 @@ def test_many_skipped_lines_map_back_to_their_lines(tmp_path):
     assert [n for n, _ in bad.examples] == sorted(bad_lines | set(rows))[:5]
     assert table.num_rows == 500 - bad.count
     assert table.column("I2").to_pylist() == [n for n in range(1, 501) if n not in bad_lines and n % 7]
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 7, 40])
+def test_a_file_read_in_byte_ranges_gives_the_whole_file_and_its_line_numbers(tmp_path, parts):
+    bad = {3: "1\t2", 11: line(label="7"), 12: "", 29: line(dense=["x", *["1"] * 12])}
+    lines = [bad.get(n, line(dense=[str(n)] * 13)) for n in range(1, 31)]
+    data = CriteoFile(str(write(tmp_path / "t.txt", lines)), bad_rows="skip")
+    whole, report = data.read()
+    tables, first, count, offset = [], [], 0, 0
+    for byte_range in data.chunks(parts):
+        table, problems, n = data.read_chunk(byte_range)
+        tables.append(table)
+        first += [(line + offset, reason) for line, reason in problems]
+        count, offset = count + len(problems), offset + n
+    assert offset == 30  # every line read once
+    assert sum(t.num_rows for t in tables) == whole.num_rows == 26
+    assert [v for t in tables for v in t.column("I1").to_pylist()] == whole.column("I1").to_pylist()
+    assert data.report_chunks(count, first) == report
+    with pytest.raises(BadRowError, match=r"t.txt:3: expected 40 tab-separated fields, got 2"):
+        CriteoFile(data.path).report_chunks(count, first)

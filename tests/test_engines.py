@@ -39,12 +39,12 @@ def spark():
 
 @pytest.fixture(scope="module")
 def modin():
-    return ModinEngine(workers=2)
+    return ModinEngine(workers=2, partitions=3)  # more partitions than workers: uneven boundaries
 
 
 def outputs(data, recdp, engine, cache):
     processed = process(data, recdp, engine, cache)
-    return processed, {s: processed.table(s).to_pandas() for s in ("train", "test")}
+    return processed, {s: processed.table(s).to_pandas() for s in processed.meta["rows"]}
 
 
 def assert_same_tables(expected: dict, actual: dict) -> None:
@@ -75,24 +75,27 @@ def criteo(tmp_path_factory):
     return SyntheticCriteo(rows=3000, seed=3, dir=str(folder))
 
 
+def criteo_dlrm() -> dict:
+    """The DLRM pipeline, with a valid split carved out before the test rows."""
+    recdp = yaml.safe_load((CONF / "recdp/criteo_dlrm.yaml").read_text())
+    return recdp | {"split": recdp["split"] | {"valid_fraction": 0.1}}
+
+
 @pytest.fixture(scope="module")
 def criteo_pandas(criteo, tmp_path_factory):
-    recdp = yaml.safe_load((CONF / "recdp/criteo_dlrm.yaml").read_text())
-    return outputs(criteo, recdp, PandasEngine(), tmp_path_factory.mktemp("pandas"))
+    return outputs(criteo, criteo_dlrm(), PandasEngine(), tmp_path_factory.mktemp("pandas"))
 
 
 def test_criteo_pipeline_is_the_same_on_spark(criteo, criteo_pandas, spark, tmp_path):
-    recdp = yaml.safe_load((CONF / "recdp/criteo_dlrm.yaml").read_text())
-    processed, out = outputs(criteo, recdp, spark, tmp_path)
+    processed, out = outputs(criteo, criteo_dlrm(), spark, tmp_path)
     assert_same_tables(criteo_pandas[1], out)
     assert processed.meta["cardinalities"] == criteo_pandas[0].meta["cardinalities"]
-    assert processed.meta["rows"] == {"train": 2571, "test": 429}
+    assert processed.meta["rows"] == {"train": 2271, "valid": 300, "test": 429}
     assert not any(p.name.startswith("_scratch") for p in processed.path.iterdir())
 
 
 def test_criteo_pipeline_is_the_same_on_modin(criteo, criteo_pandas, modin, tmp_path):
-    recdp = yaml.safe_load((CONF / "recdp/criteo_dlrm.yaml").read_text())
-    processed, out = outputs(criteo, recdp, modin, tmp_path)
+    processed, out = outputs(criteo, criteo_dlrm(), modin, tmp_path)
     assert_same_tables(criteo_pandas[1], out)
     assert processed.meta["cardinalities"] == criteo_pandas[0].meta["cardinalities"]
 
@@ -130,9 +133,14 @@ def events(n: int = 600, seed: int = 0) -> TableData:
 
 EVENTS = {
     "name": "events",
-    "split": {"by": "time", "column": "ts", "test_after": 1_600_700_000_000},
+    "split": {
+        "by": "time",
+        "column": "ts",
+        "test_after": 1_600_700_000_000,
+        "valid_after": 1_600_600_000_000,
+    },
     "ops": [
-        {"op": "join", "table": "items", "on": ["item"], "columns": ["cat"]},
+        {"op": "join", "table": "items", "keys": ["item"], "columns": ["cat"]},
         {
             "op": "sequence_history",
             "user": "user",
@@ -141,7 +149,7 @@ EVENTS = {
             "max_len": 4,
             "columns": ["item", "cat"],
         },
-        {"op": "negative_sample", "item": "item", "ratio": 2, "seed": 11},
+        {"op": "negative_sample", "item": "item", "item_columns": ["cat"], "ratio": 2, "seed": 11},
         {"op": "time_features", "columns": ["ts"], "unit": "ms"},
         {"op": "fill_na", "columns": ["price"], "value": 0.0},
         {"op": "normalize", "columns": ["price"]},
@@ -190,21 +198,25 @@ def broken_criteo(path: Path, rows: int, bad: dict[int, str]) -> Path:
     return path
 
 
-def test_spark_reader_stops_at_the_first_bad_line_with_its_number(spark, tmp_path):
+@pytest.mark.parametrize("engine", ["spark", "modin"])  # Spark's reader; Modin's workers reading pieces
+def test_parallel_reader_stops_at_the_first_bad_line_with_its_number(engine, request, tmp_path):
+    engine = request.getfixturevalue(engine)
     recdp = yaml.safe_load((CONF / "recdp/criteo_dlrm.yaml").read_text())
     good = "\t".join(["1", *["3"] * 13, *["abcdef01"] * 26])
     path = broken_criteo(tmp_path / "day.txt", 3000, {1717: good.replace("\t3\t", "\tx3\t", 1), 2900: "1\t2"})
     with pytest.raises(BadRowError, match=r"day.txt:1717: field I1 expected an integer, got 'x3'"):
-        process(CriteoFile(str(path)), recdp, spark, tmp_path / "cache")
+        process(CriteoFile(str(path)), recdp, engine, tmp_path / "cache")
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 
 
-def test_spark_reader_skips_and_counts_bad_lines_like_pandas(spark, tmp_path):
+@pytest.mark.parametrize("engine", ["spark", "modin"])
+def test_parallel_reader_skips_and_counts_bad_lines_like_pandas(engine, request, tmp_path):
+    engine = request.getfixturevalue(engine)
     recdp = yaml.safe_load((CONF / "recdp/criteo_dlrm.yaml").read_text())
     bad = {5: "2\t" + "\t".join(["1"] * 39), 1500: "1\t2", 2999: "\t".join(["0", "-", *["1"] * 38])}
     data = CriteoFile(str(broken_criteo(tmp_path / "day.txt", 3000, bad)), bad_rows="skip")
     expected, want = outputs(data, recdp, PandasEngine(), tmp_path / "pandas")
-    processed, got = outputs(data, recdp, spark, tmp_path / "spark")
+    processed, got = outputs(data, recdp, engine, tmp_path / engine.name)
     assert_same_tables(want, got)
     assert processed.meta["bad_rows"] == expected.meta["bad_rows"]
     assert processed.meta["bad_rows"]["count"] == 3
@@ -294,8 +306,7 @@ def standalone(tmp_path):
 def test_spark_standalone_cluster_gives_the_same_table(standalone, criteo, criteo_pandas, tmp_path):
     engine = SparkEngine(master=standalone, conf=SPARK_CONF | {"spark.executor.memory": "1g"})
     try:
-        recdp = yaml.safe_load((CONF / "recdp/criteo_dlrm.yaml").read_text())
-        processed, out = outputs(criteo, recdp, engine, tmp_path)
+        processed, out = outputs(criteo, criteo_dlrm(), engine, tmp_path)
         assert engine.session().sparkContext.master == standalone
         assert_same_tables(criteo_pandas[1], out)
     finally:

@@ -2,10 +2,12 @@
 ids, atomic cached output, and bad pipelines refused naming the config key."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from omegaconf import OmegaConf
 
 from bluewhale.dataset.criteo import DENSE, SPARSE, BadRows, CriteoFile
 from bluewhale.engine import negative_draw
@@ -25,6 +27,7 @@ PIPELINE = {
     ],
 }
 GROUPS = {"label": ["label"], "dense": DENSE, "sparse": SPARSE}
+CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
 class TableData:
@@ -65,7 +68,7 @@ def run(tmp_path, table, ops, groups, split=None, sides=None, name="t"):
     data = TableData(name, table, groups, sides)
     recdp = {"name": name, "split": split or {"by": "position", "test_fraction": 0.25}, "ops": ops}
     processed = process(data, recdp, PandasEngine(), tmp_path / "cache")
-    return processed, {s: processed.table(s).to_pydict() for s in ("train", "test")}
+    return processed, {s: processed.table(s).to_pydict() for s in processed.meta["rows"]}
 
 
 def test_categorify_orders_by_frequency_then_value_and_fits_on_train_only(tmp_path):
@@ -153,7 +156,7 @@ def test_time_features_join_history_and_time_split(tmp_path):
     sides = {"items": pa.table({"item": ["i1", "i2"], "cat": ["c1", "c2"]})}
     ops = [
         {"op": "time_features", "columns": ["ts"], "unit": "s"},
-        {"op": "join", "table": "items", "on": ["item"], "columns": ["cat"]},
+        {"op": "join", "table": "items", "keys": ["item"], "columns": ["cat"]},
         {
             "op": "sequence_history",
             "user": "user",
@@ -201,6 +204,51 @@ def test_negative_sampling_draws_other_items_reproducibly(tmp_path):
     assert 0.45 < (draws % 2).mean() < 0.55 and draws.max() < 2**32  # spread evenly over 32 bits
 
 
+def test_negatives_take_the_sampled_items_own_columns(tmp_path):
+    n = 60
+    table = pa.table(
+        {
+            "item": [f"i{k % 9}" for k in range(n)],
+            "cat": [f"c{k % 9 % 3}" for k in range(n)],  # each item has one category
+            "label": pa.array([k % 2 for k in range(n)], pa.int8()),
+        }
+    )
+    groups = {"label": ["label"], "item": ["item", "cat"]}
+    ops = [{"op": "negative_sample", "item": "item", "item_columns": ["cat"], "ratio": 3, "seed": 1}]
+    _, out = run(tmp_path, table, ops, groups)
+    rows = [
+        r for s in ("train", "test") for r in zip(out[s]["item"], out[s]["cat"], out[s]["label"], strict=True)
+    ]
+    negatives = [r for r in rows if r[2] == 0]
+    assert len(rows) == n + 3 * (n // 2)
+    assert all(cat == f"c{int(item[1:]) % 3}" for item, cat, _ in rows)  # negatives too
+    assert len({item for item, _, _ in negatives}) == 9
+
+    ambiguous = table.set_column(1, "cat", pa.array([f"c{k % 4}" for k in range(n)]))
+    with pytest.raises(ValueError, match=r"negative_sample.item_columns: item 'i0' has more than one value"):
+        run(tmp_path / "ambiguous", ambiguous, ops, groups)
+
+
+def test_valid_split_sits_between_train_and_test_and_is_not_fitted_on(tmp_path):
+    # position: 10 rows, test the last 2, valid the 3 before them
+    values = ["a", "a", "b", "b", "b", "v", "v", "v", "t", "t"]
+    table = pa.table({"x": values, "label": pa.array([1] * 10, pa.int8())})
+    ops = [{"op": "categorify", "columns": ["x"]}]
+    split = {"by": "position", "test_fraction": 0.2, "valid_fraction": 0.3}
+    processed, out = run(tmp_path, table, ops, {"label": ["label"], "sparse": ["x"]}, split)
+    assert processed.meta["rows"] == {"train": 5, "valid": 3, "test": 2}
+    assert out["train"]["x"] == [2, 2, 1, 1, 1] and out["valid"]["x"] == [0, 0, 0]  # v: not in train
+    assert out["test"]["x"] == [0, 0]
+    assert (processed.path / "valid.parquet").exists()
+    # time: valid_after < t <= test_after
+    table = pa.table(
+        {"t": pa.array([5, 1, 9, 3, 7, None], pa.int64()), "label": pa.array([1] * 6, pa.int8())}
+    )
+    split = {"by": "time", "column": "t", "test_after": 6, "valid_after": 2}
+    _, out = run(tmp_path / "time", table, [], {"label": ["label"], "time": ["t"]}, split)
+    assert (out["train"]["t"], out["valid"]["t"], out["test"]["t"]) == ([1, None], [5, 3], [9, 7])
+
+
 def test_output_is_cached_by_input_and_pipeline(tmp_path):
     data = write_criteo(tmp_path / "t.txt", list("abcabcab"), ["1"] * 8)
     first = process(data, PIPELINE, PandasEngine(), tmp_path / "cache")
@@ -241,7 +289,7 @@ def test_bad_pipelines_fail_naming_the_config_key():
             [{"op": "sequence_history", "user": "who", "item": "C1", "time": "I1", "max_len": 5}], GROUPS
         )
     with pytest.raises(ValueError, match=r"recdp.ops\[0\].table: expected a side table of the data set"):
-        parse_ops([{"op": "join", "table": "t", "on": "C1", "columns": ["x"]}], GROUPS, side_tables={})
+        parse_ops([{"op": "join", "table": "t", "keys": "C1", "columns": ["x"]}], GROUPS, side_tables={})
     with pytest.raises(ValueError, match=r"recdp.ops\[1\].columns: unknown columns \['hist_C3'\]"):
         parse_ops(
             [
@@ -250,8 +298,15 @@ def test_bad_pipelines_fail_naming_the_config_key():
             ],
             GROUPS,
         )
-    with pytest.raises(ValueError, match=r"recdp.split: expected by=position and 0 < test_fraction < 1"):
+    with pytest.raises(ValueError, match=r"recdp.split: expected by=position, 0 < test_fraction"):
         parse_split({"by": "position", "test_fraction": 1.5}, GROUPS)
+    with pytest.raises(ValueError, match=r"recdp.split: .*a sum below 1"):
+        parse_split({"by": "position", "test_fraction": 0.5, "valid_fraction": 0.5}, GROUPS)
+    with pytest.raises(ValueError, match=r"recdp.split.valid_after: expected a value below test_after"):
+        parse_split({"by": "time", "column": "I1", "test_after": 3, "valid_after": 3}, GROUPS)
+    yaml_on = OmegaConf.to_container(OmegaConf.create("- {op: join, table: t, on: [C1], columns: [x]}"))
+    with pytest.raises(ValueError, match=r"recdp.ops\[0\]: argument names must be strings, got \[True\]"):
+        parse_ops(yaml_on, GROUPS)
     with pytest.raises(ValueError, match=r"recdp.split.column: unknown column 'when'"):
         parse_split({"by": "time", "column": "when", "test_after": 3}, GROUPS)
     assert parse_ops([{"op": "log1p", "columns": "I3"}], GROUPS) == [Op("log1p", ("I3",), {})]
@@ -264,3 +319,23 @@ def test_bad_pipelines_fail_naming_the_config_key():
         GROUPS,
     )
     assert later[1].args["vocabularies"] == [("C2", "hist_C2")]
+
+
+def test_amazon_dien_pipeline_pairs_each_review_with_a_consistent_negative(tmp_path):
+    from bluewhale.dataset.synthetic_amazon_books import SyntheticAmazonBooks
+
+    recdp = OmegaConf.to_container(OmegaConf.load(CONF / "recdp" / "amazon_dien.yaml"))
+    data = SyntheticAmazonBooks(rows=3000, seed=2, dir=str(tmp_path / "raw"))
+    processed = process(data, recdp, PandasEngine(), tmp_path / "cache")
+    rows = processed.meta["rows"]
+    assert sum(rows.values()) == 2 * 3000 and min(rows.values()) > 0  # train, valid and test
+    for split in rows:
+        t = processed.table(split).to_pandas()
+        assert list(t["label"][::2]) == [1] * (len(t) // 2) and list(t["label"][1::2]) == [0] * (len(t) // 2)
+        positives, negatives = t[::2].reset_index(drop=True), t[1::2].reset_index(drop=True)
+        assert (positives["asin"] != negatives["asin"]).all()
+        assert [list(h) for h in positives["hist_asin"]] == [list(h) for h in negatives["hist_asin"]]
+        assert t["hist_asin"].map(len).max() <= 50
+        # an item has one category, in positives and negatives alike (id 0: items unseen in train)
+        known = t[t["asin"] > 0]
+        assert (known.groupby("asin")["category"].nunique() == 1).all()

@@ -10,9 +10,9 @@ A data set (built by `dataset=<name>`) offers what the `process` stage uses:
 - `side_tables() -> {name: pyarrow.Table}` to join, and `planted_probability()` (None for real data).
 Times are int64 numbers since 1970 (seconds, or milliseconds where the format has them).
 
-Engines: pandas and Modin call `read()`. The Spark engine reads Criteo TSV itself (`CriteoFile`: its
-`path`; `CriteoDays`: `files()`, with the day number from each file name), with the same bad-row policy
-(`bad_rows` attribute) and line numbers; any other data set is read with `read()` on the driver and
-handed to Spark (fine for small inputs; a format becomes native by adding a reader in
-`bluewhale/engine/spark_readers.py`). Either way rows keep file order and side tables are Arrow tables.
+Engines: pandas calls `read()`; Modin's workers read a `CriteoFile` in byte ranges (`chunks()`,
+`read_chunk()`) and call `read()` for the rest. The Spark engine reads every format here itself
+(`bluewhale/engine/spark_readers/`, one module per format) with the same bad-row policy (`bad_rows`
+attribute), messages and line numbers; any other data set is read with `read()` on the driver and handed
+to Spark. Either way rows keep file order.
 """

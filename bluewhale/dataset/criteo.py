@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from bluewhale.dataset.badrows import EXAMPLES, BadRowError, BadRows
 from bluewhale.dataset.base import Dataset
-from bluewhale.dataset.delimited import INTEGER, Check, read_delimited
+from bluewhale.dataset.delimited import INTEGER, Check, line_ranges, read_delimited, read_delimited_range
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +43,18 @@ def read_criteo_tsv(path: str | Path, bad_rows: str = "error") -> tuple[pa.Table
         raise FileNotFoundError(f"{path}: no such Criteo file")
 
     table, problems = read_delimited(path, COLUMNS, _CHECKS, "\t", what="tab-separated fields")
-    if problems and bad_rows == "error":
-        line, reason = min(problems)
+    return _typed(table), report_problems(path, len(problems), sorted(problems)[:EXAMPLES], bad_rows)
+
+
+def report_problems(path: Path, count: int, first: list[tuple[int, str]], bad_rows: str) -> BadRows:
+    """Raise `file:line: reason` for the first bad line (error), or count and log them (skip)."""
+    if count and bad_rows == "error":
+        line, reason = first[0]
         raise BadRowError(f"{path}:{line}: {reason}")
-    report = BadRows(count=len(problems), examples=sorted(problems)[:EXAMPLES])
+    report = BadRows(count=count, examples=first[:EXAMPLES])
     if report.count:
         log.warning("%s: skipped %d bad rows, e.g. %s", path, report.count, report.examples[:3])
-    return _typed(table), report
+    return report
 
 
 def _typed(table: pa.Table) -> pa.Table:
@@ -87,3 +92,20 @@ class CriteoFile(Dataset):
     def read(self) -> tuple[pa.Table, BadRows]:
         self.prepare()
         return read_criteo_tsv(self.path, self.bad_rows)
+
+    def chunks(self, parts: int) -> list[tuple[int, int]]:
+        """Byte ranges of the file, at line starts, that `read_chunk` reads independently (on workers)."""
+        self.prepare()
+        return line_ranges(self.path, parts)
+
+    def read_chunk(self, byte_range: tuple[int, int]) -> tuple[pa.Table, list[tuple[int, str]], int]:
+        """The typed rows of a byte range, its problems (lines numbered from the range's first line) and
+        its number of lines: `report_problems` turns the problems of all ranges into the file's report."""
+        table, problems, lines = read_delimited_range(
+            self.path, byte_range, COLUMNS, _CHECKS, "\t", what="tab-separated fields"
+        )
+        return _typed(table), problems, lines
+
+    def report_chunks(self, count: int, first: list[tuple[int, str]]) -> BadRows:
+        """The bad-row report (or error) for the problems of all chunks, numbered by file line."""
+        return report_problems(self.path, count, sorted(first)[:EXAMPLES], self.bad_rows)

@@ -31,7 +31,7 @@ class Check:
 
 
 def read_delimited(
-    path: Path,
+    path: Path | bytes,
     columns: list[str],
     checks: dict[str, Check],
     delimiter: str,
@@ -42,7 +42,8 @@ def read_delimited(
     """Read `path` as strings (empty = null), drop the rows that break `checks` or the field count.
 
     Returns the kept rows and every problem as (1-based file line, reason). With `header`, the first
-    line must be exactly those names joined by `delimiter`. Quotes are plain characters: none of these
+    line must be exactly those names joined by `delimiter`. `path` may also be the bytes of a piece of
+    a file (see `read_delimited_range`), numbered from its first line. Quotes are plain characters: none of these
     formats quotes fields, and a stray quote would otherwise swallow the lines after it.
     """
     options = (delimiter, header is not None, what, encoding)
@@ -100,13 +101,15 @@ def _read_strings(
         wrong_width.append((row.number, f"expected {row.expected_columns} {what}, got {got}"))
         return "skip"
 
+    if isinstance(path, bytes) and not path:
+        return pa.table({c: pa.array([], pa.string()) for c in columns}), wrong_width
     table = pacsv.read_csv(
-        path,
+        pa.BufferReader(path) if isinstance(path, bytes) else path,
         read_options=pacsv.ReadOptions(
             column_names=columns,
             skip_rows=int(skip_header),
             use_threads=use_threads,
-            block_size=1 << 24,
+            block_size=1 << 22,  # 4 MiB: 1.5-2x faster than 16 MiB blocks on a 1M-line Criteo file
             encoding=encoding,
         ),
         parse_options=pacsv.ParseOptions(
@@ -120,6 +123,36 @@ def _read_strings(
         ),
     )
     return table, wrong_width
+
+
+def line_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
+    """Split a file into `parts` byte ranges that each begin at a line start (some may be empty)."""
+    size = path.stat().st_size
+    starts = [0]
+    with open(path, "rb") as f:
+        for k in range(1, parts):
+            f.seek(max(size * k // parts - 1, starts[-1]))
+            f.readline()  # to the start of the next line
+            starts.append(min(max(f.tell(), starts[-1]), size))
+    return list(zip(starts, [*starts[1:], size], strict=True))
+
+
+def read_delimited_range(
+    path: Path,
+    byte_range: tuple[int, int],
+    columns: list[str],
+    checks: dict[str, Check],
+    delimiter: str,
+    what: str,
+) -> tuple[pa.Table, list[tuple[int, str]], int]:
+    """`read_delimited` on the lines of a byte range of a header-less file, so workers can read a file
+    in pieces. Problems are numbered from the range's first line; also returns how many lines it has."""
+    with open(path, "rb") as f:
+        f.seek(byte_range[0])
+        data = f.read(byte_range[1] - byte_range[0])
+    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    table, problems = read_delimited(data, columns, checks, delimiter, what=what)
+    return table, problems, lines
 
 
 def row_to_line(rows: np.ndarray, skipped_lines: np.ndarray) -> np.ndarray:

@@ -18,9 +18,10 @@ import pyarrow.compute as pc
 from bluewhale.recdp.ops import TIME_FEATURES, Op, Pipeline, Split
 
 # Hidden columns every engine carries: the input row's position, the rank of rows made from it
-# (0 = the row itself, k = its k-th negative sample) and whether it is a train row.
-ROW, SUB, TRAIN = "__row", "__sub", "__train"
-HIDDEN = (ROW, SUB, TRAIN)
+# (0 = the row itself, k = its k-th negative sample) and the split it belongs to (an index of PARTS).
+ROW, SUB, PART = "__row", "__sub", "__part"
+HIDDEN = (ROW, SUB, PART)
+PARTS = ("train", "valid", "test")  # ops are fitted on PART == 0 (train) and applied to every part
 MASK32 = 0xFFFFFFFF
 _MIX = 0x45D9F3B
 
@@ -40,14 +41,28 @@ class Engine(Protocol):
     def run(self, dataset, pipeline: Pipeline, out) -> EngineResult: ...
 
 
-def test_rows_for(split: Split, rows: int) -> int:
-    """How many of the last rows a position split puts in test; refuses an empty split."""
+def fill_value(value, column: str, text: bool):
+    """The value `fill_na` puts in a column: as text in a text column (-1 becomes "-1"); a number column
+    refuses text."""
+    if text:
+        return str(value)
+    if isinstance(value, str):
+        raise ValueError(f"fill_na: column {column!r} holds numbers, so it cannot be filled with {value!r}")
+    return value
+
+
+def position_bounds(split: Split, rows: int) -> tuple[int, int]:
+    """Where a position split's valid and test rows start (rows before the first are train).
+
+    Refuses a split that leaves train or test (or a requested valid part) empty."""
     test = round(rows * split.test_fraction)
-    if test == 0 or test == rows:
+    valid = round(rows * split.valid_fraction)
+    if test == 0 or test + valid >= rows or (split.valid_fraction > 0 and valid == 0):
         raise ValueError(
-            f"recdp.split.test_fraction={split.test_fraction} leaves an empty split of {rows} rows"
+            f"recdp.split (test_fraction={split.test_fraction}, valid_fraction={split.valid_fraction}) "
+            f"leaves an empty split of {rows} rows"
         )
-    return test
+    return rows - test - valid, rows - test
 
 
 def mix32(x: np.ndarray) -> np.ndarray:
@@ -81,14 +96,23 @@ def cardinalities(ops: list[Op], sizes: dict[str, int]) -> dict[str, int]:
     return out
 
 
-def add_hidden(table: pa.Table, split: Split) -> pa.Table:
-    """Append the row position, sub-row rank and train flag that every engine carries."""
+def add_hidden(table: pa.Table, split: Split, first_row: int = 0, total_rows: int | None = None) -> pa.Table:
+    """Append the row position, sub-row rank and split index that every engine carries.
+
+    `table` may be a piece of the input: its rows are then `first_row`.. of `total_rows`."""
     n = table.num_rows
+    rows = np.arange(first_row, first_row + n, dtype=np.int64)
     if split.by == "position":
-        train = np.arange(n) < n - test_rows_for(split, n)
-    else:
-        after = pc.greater(table.column(split.column), split.test_after)
-        train = ~pc.fill_null(after, False).to_numpy(zero_copy_only=False)
-    table = table.append_column(ROW, pa.array(np.arange(n, dtype=np.int64)))
+        valid_start, test_start = position_bounds(split, n if total_rows is None else total_rows)
+        part = (rows >= valid_start).astype(np.int8) + (rows >= test_start)
+    else:  # rows without a time are train rows
+
+        def after(bound) -> np.ndarray:
+            later = pc.greater(table.column(split.column), bound)
+            return pc.fill_null(later, False).to_numpy(zero_copy_only=False)
+
+        valid_after = split.test_after if split.valid_after is None else split.valid_after
+        part = after(valid_after).astype(np.int8) + after(split.test_after)
+    table = table.append_column(ROW, pa.array(rows))
     table = table.append_column(SUB, pa.array(np.zeros(n, dtype=np.int32)))
-    return table.append_column(TRAIN, pa.array(train))
+    return table.append_column(PART, pa.array(part.astype(np.int8)))

@@ -1,8 +1,14 @@
-"""The Modin engine: the pandas engine's ops on a Modin frame, partitioned over dask (default) or ray workers.
+"""The Modin engine: the pandas engine's steps on row partitions, run by Modin's execution engine
+(a dask cluster by default, ray selectable) on worker processes, in parallel.
 
-Column ops run on Modin (distributed over row partitions); the table ops (join, sequence history,
-negative sampling) and the small fitted tables go through pandas. Dask starts worker processes, so a
-script that uses this engine needs an `if __name__ == "__main__":` guard (the `bluewhale` command has one).
+Modin's own frame methods default to single-process pandas for much of what RecDP does (mapping through
+a vocabulary, exploding lists, counting values of many columns), with a round trip per call. So this
+engine drives the workers Modin runs on directly, as Modin's partition API does (`unwrap_partitions`):
+each op's per-partition step is a task on the partition's worker, only the small summaries (value counts,
+sums) come back to be combined, and each partition writes its own part files. `sequence_history` needs
+all of a user's rows together: the partitions are gathered for it and split again.
+Dask starts worker processes, so a script that uses this engine needs an `if __name__ == "__main__":`
+guard (the `bluewhale` command has one).
 """
 
 from __future__ import annotations
@@ -13,29 +19,62 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from bluewhale.dataset.badrows import EXAMPLES, BadRows
+from bluewhale.engine import add_hidden
 from bluewhale.engine.pandas import _NULLABLE, PandasEngine
+from bluewhale.recdp.ops import Split
 
 log = logging.getLogger(__name__)
 BACKENDS = ("dask", "ray")
 _RAY_DIR_CHARS = 48  # ray adds about 60 characters of socket path; unix sockets allow 107
+_STEPS = PandasEngine()  # what a worker runs: the pandas engine's steps on one partition
+
+
+def _step(step, *args):
+    """Run a step on a worker: a pandas engine method (by name) or a function of this module."""
+    return getattr(_STEPS, step)(*args) if isinstance(step, str) else step(*args)
+
+
+def _read_chunk(dataset, byte_range: tuple[int, int]) -> tuple[pa.Table, list, int]:
+    return dataset.read_chunk(byte_range)
+
+
+def _chunk_summary(chunk: tuple[pa.Table, list, int]) -> tuple[int, int, int, list]:
+    """What the driver needs of a chunk: rows kept, lines, bad lines and the first few of them."""
+    table, problems, lines = chunk
+    return table.num_rows, lines, len(problems), sorted(problems)[:EXAMPLES]
+
+
+def _chunk_frame(chunk: tuple[pa.Table, list, int], split: Split, first_row: int, total_rows: int):
+    return _STEPS.to_frame(add_hidden(chunk[0], split, first_row, total_rows))
 
 
 class ModinEngine(PandasEngine):
-    """Modin on dask by default (`engine.backend=ray` selectable); `workers` defaults to the CPU count."""
+    """Modin on dask by default (`engine.backend=ray` selectable); `workers` defaults to the CPU count,
+    `partitions` (row partitions of the table) to the number of workers."""
 
     name = "modin"
 
     def __init__(
-        self, backend: str = "dask", workers: int | None = None, temp_dir: str | None = None
+        self,
+        backend: str = "dask",
+        workers: int | None = None,
+        partitions: int | None = None,
+        temp_dir: str | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"engine.backend: expected one of {BACKENDS}, got {backend!r}")
         self.backend, self.workers = backend, workers or os.cpu_count()
+        self.partitions = partitions or self.workers
+        if self.partitions < 1:
+            raise ValueError(f"engine.partitions: expected an integer >= 1, got {partitions!r}")
         self.temp_dir = temp_dir
         self._started = False
+        self._client = self._remote = None
 
     def start(self) -> None:
         """Start (or join) the dask cluster or ray runtime and point Modin at it."""
@@ -48,9 +87,11 @@ class ModinEngine(PandasEngine):
             from distributed import Client, default_client
 
             try:
-                default_client()
+                self._client = default_client()
             except ValueError:  # no cluster yet: a local one, with worker processes (GIL-free)
-                Client(n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None)
+                self._client = Client(
+                    n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
+                )
             modin_config.Engine.put("Dask")
         else:
             try:
@@ -74,25 +115,69 @@ class ModinEngine(PandasEngine):
                     num_cpus=self.workers, _temp_dir=str(temp), include_dashboard=False, log_to_driver=False
                 )
             modin_config.Engine.put("Ray")
+            self._remote = ray.remote(_step)
         self._started = True
 
-    def to_frame(self, table: pa.Table):
+    # Where the pandas engine's steps run: a task per partition on the workers.
+    def read(self, dataset, split: Split) -> tuple[list, int, BadRows]:
+        """Workers read a data set that can be read in pieces (a Criteo file) in parallel, each its own
+        byte range; only counts and a few bad lines come back. Others are read here and sent out."""
+        if not hasattr(dataset, "read_chunk"):
+            return super().read(dataset, split)
+        self.start()
+        chunks = [self._submit(_read_chunk, dataset, r) for r in dataset.chunks(self.partitions)]
+        summaries = self._gather([self._submit(_chunk_summary, c) for c in chunks])
+        lines = rows = count = 0
+        first, starts = [], []
+        for kept, chunk_lines, bad, problems in summaries:  # number rows and lines across the chunks
+            starts.append(rows)
+            first += [(line + lines, reason) for line, reason in problems]
+            rows, lines, count = rows + kept, lines + chunk_lines, count + bad
+        report = dataset.report_chunks(count, first)
+        parts = [self._submit(_chunk_frame, c, split, s, rows) for c, s in zip(chunks, starts, strict=True)]
+        return parts, rows, report
+
+    def partition(self, table: pa.Table) -> list:
+        self.start()
+        bounds = np.linspace(0, table.num_rows, self.partitions + 1).astype(int)
+        return [
+            self._submit("to_frame", table.slice(a, b - a))
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+
+    def partition_frame(self, frame: pd.DataFrame) -> list:
+        bounds = np.linspace(0, len(frame), self.partitions + 1).astype(int)
+        return [
+            self._put(frame.iloc[a:b].reset_index(drop=True))
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+
+    def _submit(self, method: str, *args):
+        if self.backend == "dask":
+            return self._client.submit(_step, method, *args, pure=False)
+        return self._remote.remote(method, *args)
+
+    def _gather(self, results: list) -> list:
+        if self.backend == "dask":
+            return self._client.gather(results)
+        import ray
+
+        return ray.get(results)
+
+    def _share(self, value):
+        return self._put(value, broadcast=True)
+
+    def _put(self, value, broadcast: bool = False):
+        """`value` in the cluster's memory (on every worker when `broadcast`), for tasks to read."""
+        if self.backend == "dask":
+            return self._client.scatter(value, broadcast=broadcast)
+        import ray
+
+        return ray.put(value)
+
+    def modin_frame(self, table: pa.Table):
+        """A Modin DataFrame of `table` (for code that works on Modin frames, e.g. the data connector)."""
         self.start()
         import modin.pandas as mpd
 
         return mpd.DataFrame(table.to_pandas(types_mapper=_NULLABLE.get))
-
-    def to_arrow(self, frame) -> pa.Table:
-        return pa.Table.from_pandas(self.to_pandas(frame), preserve_index=False)
-
-    def to_pandas(self, frame) -> pd.DataFrame:
-        if isinstance(frame, pd.DataFrame | pd.Series):
-            return frame
-        from modin.pandas.io import to_pandas
-
-        return to_pandas(frame)
-
-    def from_pandas(self, frame: pd.DataFrame):
-        import modin.pandas as mpd
-
-        return mpd.DataFrame(frame)

@@ -1,7 +1,13 @@
 """The pandas engine: runs a RecDP pipeline in memory, vectorised column by column.
 
+Ops are written against row partitions (pandas frames, each a contiguous run of input rows), in up to
+three steps: `_partial_<op>` summarises a partition's train rows (value counts, sums), `_fit_<op>`
+combines the summaries into the fitted state (a vocabulary, a mean) and `_apply_<op>` transforms a
+partition with it. This engine has one partition; the Modin engine runs the same steps on many, on its
+dask or ray workers. `sequence_history` needs a user's rows together, so it runs on the whole table.
+
 Integer columns keep pandas' nullable dtypes (Int64, ...), so a filled integer column stays an integer
-column, as it does on Spark. Ops that reorder or add rows work on numpy arrays and restore the order.
+column, as it does on Spark; strings stay in Arrow memory, so counts and lookups run in Arrow's kernels.
 """
 
 from __future__ import annotations
@@ -15,18 +21,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bluewhale.dataset.badrows import BadRows
 from bluewhale.engine import (
     HIDDEN,
+    PART,
+    PARTS,
     ROW,
     SUB,
-    TRAIN,
     EngineResult,
     Pipeline,
     add_hidden,
     cardinalities,
+    fill_value,
     negative_draw,
 )
-from bluewhale.recdp.ops import TIME_UNITS, Op
+from bluewhale.recdp.ops import TIME_UNITS, Op, Split
 
 _NULLABLE = {
     pa.int8(): pd.Int8Dtype(),
@@ -34,9 +43,8 @@ _NULLABLE = {
     pa.int32(): pd.Int32Dtype(),
     pa.int64(): pd.Int64Dtype(),
 }
-
-
 _ARROW_STRINGS = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
+WHOLE_TABLE_OPS = {"sequence_history"}  # a user's rows may lie in any partition
 
 
 class PandasEngine:
@@ -45,172 +53,271 @@ class PandasEngine:
     name = "pandas"
 
     def run(self, dataset, pipeline: Pipeline, out: Path) -> EngineResult:
-        """Read `dataset`, run `pipeline`, write `out/{train,test}.parquet`."""
-        table, bad = dataset.read()
+        """Read `dataset`, run `pipeline`, write `out/<split>.parquet` for each split (train, [valid,] test)."""
+        parts, rows, bad = self.read(dataset, pipeline.split)
         sides = dataset.side_tables() if hasattr(dataset, "side_tables") else {}
-        frame = self.to_frame(add_hidden(table, pipeline.split))
         sizes: dict[str, int] = {}
         for op in pipeline.ops:
-            frame = getattr(self, f"_{op.op}")(frame, op, sizes, sides)
-        for split, rows in (("train", frame[TRAIN]), ("test", ~frame[TRAIN])):
-            part = frame[rows].drop(columns=list(HIDDEN))
-            pq.write_table(self.to_arrow(part), Path(out) / f"{split}.parquet")
+            parts = self.run_op(parts, op, sizes, sides)
+        self.write(parts, pipeline.split.names, Path(out))
         return EngineResult(
-            input_rows=table.num_rows,
+            input_rows=rows,
             cardinalities=cardinalities(pipeline.ops, sizes),
             bad_rows={"count": bad.count, "examples": bad.examples},
         )
 
-    # Where pandas and Modin differ: building the frame and handing it back to Arrow.
-    def to_frame(self, table: pa.Table):
-        # strings stay in Arrow memory: missing-value checks, counts and lookups run in Arrow's kernels
+    def run_op(self, parts: list, op: Op, sizes: dict, sides: dict) -> list:
+        """Fit `op` on the train rows of all partitions (where it fits anything), then apply it to each."""
+        state = None
+        if hasattr(self, f"_partial_{op.op}"):
+            summaries = self._gather(self._map(f"_partial_{op.op}", parts, op))
+            state = self._share(getattr(self, f"_fit_{op.op}")(summaries, op, sizes))
+        elif op.op == "join":
+            state = self._share(_side_frame(sides, op))
+        if op.op in WHOLE_TABLE_OPS:
+            whole = pd.concat(self._gather(parts), ignore_index=True)
+            return self.partition_frame(getattr(self, f"_apply_{op.op}")(whole, op, state))
+        return self._map(f"_apply_{op.op}", parts, op, state)
+
+    def write(self, parts: list, splits: tuple[str, ...], out: Path) -> None:
+        """Each split as one file (one partition) or as a folder of part files, one per partition."""
+        tables = self._map("_arrow", parts)
+        schema = pa.unify_schemas(self._gather(self._map("_schema", tables)), promote_options="permissive")
+        if len(parts) > 1:
+            for s in splits:
+                (out / f"{s}.parquet").mkdir()
+        paths = [
+            {
+                s: str(out / (f"{s}.parquet" if len(parts) == 1 else f"{s}.parquet/part-{i:05d}.parquet"))
+                for s in splits
+            }
+            for i in range(len(parts))
+        ]
+        self._gather([self._submit("_write", t, schema, p) for t, p in zip(tables, paths, strict=True)])
+
+    # Where engines differ: how partitions are made, where a step runs, how results come back.
+    def read(self, dataset, split: Split) -> tuple[list, int, BadRows]:
+        """The input as partitions with the hidden columns, its number of rows and its bad rows."""
+        table, bad = dataset.read()
+        return self.partition(add_hidden(table, split)), table.num_rows, bad
+
+    def partition(self, table: pa.Table) -> list:
+        return [self.to_frame(table)]
+
+    def partition_frame(self, frame: pd.DataFrame) -> list:
+        return [frame]
+
+    def _submit(self, method: str, *args):
+        return getattr(self, method)(*args)
+
+    def _map(self, method: str, parts: list, *args) -> list:
+        return [self._submit(method, p, *args) for p in parts]
+
+    def _gather(self, results: list) -> list:
+        return results
+
+    def _share(self, value):
+        """A value every partition's step reads (a vocabulary): shipped to each worker once."""
+        return value
+
+    def to_frame(self, table: pa.Table) -> pd.DataFrame:
         return table.to_pandas(types_mapper=(_NULLABLE | _ARROW_STRINGS).get)
 
-    def to_arrow(self, frame) -> pa.Table:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+    # Steps on one partition (also called on the Modin engine's workers).
+    def _arrow(self, part: pd.DataFrame) -> pa.Table:
+        table = pa.Table.from_pandas(part, preserve_index=False)
         # Arrow-backed pandas strings come out as large_string; write plain strings, as Spark does
         schema = pa.schema(
             [f.with_type(pa.string()) if f.type == pa.large_string() else f for f in table.schema]
         )
         return table.cast(schema)
 
-    def to_pandas(self, frame) -> pd.DataFrame:
-        return frame
+    def _schema(self, table: pa.Table) -> pa.Schema:
+        return table.schema
 
-    def from_pandas(self, frame: pd.DataFrame):
-        return frame
+    def _write(self, table: pa.Table, schema: pa.Schema, paths: dict[str, str]) -> None:
+        """Write the rows of each split (name -> path), without the hidden columns."""
+        table = table.cast(schema)  # a partition may hold only nulls, or only empty lists, in a column
+        part = table.column(PART).to_numpy()
+        for split, path in paths.items():
+            rows = table.filter(pa.array(part == PARTS.index(split)))
+            pq.write_table(rows.drop_columns(list(HIDDEN)), path)
 
-    # Column ops: fitted on the rows where TRAIN is true, applied to all rows.
-    def _fill_na(self, frame, op: Op, sizes: dict, sides: dict):
+    # Column ops: fitted on the train rows (PART == 0), applied to all rows.
+    def _apply_fill_na(self, part, op: Op, state):
         for c in op.columns:
-            frame[c] = frame[c].fillna(op.args["value"])
-        return frame
+            text = pd.api.types.is_string_dtype(part[c].dtype) and not _is_list(part[c])
+            part[c] = part[c].fillna(fill_value(op.args["value"], c, text))
+        return part
 
-    def _clip(self, frame, op: Op, sizes: dict, sides: dict):
+    def _apply_clip(self, part, op: Op, state):
         for c in op.columns:
-            frame[c] = frame[c].clip(lower=op.args["lower"], upper=op.args["upper"])
-        return frame
+            part[c] = part[c].clip(lower=op.args["lower"], upper=op.args["upper"])
+        return part
 
-    def _log1p(self, frame, op: Op, sizes: dict, sides: dict):
+    def _apply_log1p(self, part, op: Op, state):
         for c in op.columns:
-            frame[c] = np.log1p(frame[c].astype(np.float64)).astype(np.float32)
-        return frame
+            part[c] = np.log1p(part[c].astype(np.float64)).astype(np.float32)
+        return part
 
-    def _normalize(self, frame, op: Op, sizes: dict, sides: dict):
-        train = frame[TRAIN]
+    def _partial_normalize(self, part, op: Op):
+        """Per column: count, mean and sum of squared deviations of the train values (NaN skipped)."""
+        train = part[PART] == 0
+        out = []
         for c in op.columns:
-            col = frame[c].astype(np.float64)
-            mean, std = col[train].mean(), col[train].std(ddof=0)
-            frame[c] = ((col - mean) / (std if std > 0 else 1.0)).astype(np.float32)
-        return frame
+            x = part[c][train].astype(np.float64).dropna().to_numpy()
+            mean = x.mean() if len(x) else 0.0
+            out.append((len(x), mean, float(((x - mean) ** 2).sum())))
+        return out
 
-    def _bucketize(self, frame, op: Op, sizes: dict, sides: dict):
+    def _fit_normalize(self, summaries: list, op: Op, sizes: dict):
+        stats = []
+        for i in range(len(op.columns)):
+            n, mean, m2 = 0, 0.0, 0.0
+            for n_b, mean_b, m2_b in (s[i] for s in summaries):  # Chan et al.'s pairwise combination
+                if n_b:
+                    delta, total = mean_b - mean, n + n_b
+                    mean, m2, n = mean + delta * n_b / total, m2 + m2_b + delta**2 * n * n_b / total, total
+            std = np.sqrt(m2 / n) if n else np.nan
+            stats.append((mean if n else np.nan, std if std > 0 else 1.0))
+        return stats
+
+    def _apply_normalize(self, part, op: Op, state):
+        for c, (mean, std) in zip(op.columns, state, strict=True):
+            part[c] = ((part[c].astype(np.float64) - mean) / std).astype(np.float32)
+        return part
+
+    def _apply_bucketize(self, part, op: Op, state):
         bounds = op.args["boundaries"]
         for c in op.columns:
-            col = frame[c].astype(np.float64)
+            col = part[c].astype(np.float64)
             ids = sum((col >= b).astype(np.int32) for b in bounds) + 1  # 1 + how many boundaries <= x
-            frame[c] = ids.where(col.notna(), 0).astype(np.int32)
-        return frame
+            part[c] = ids.where(col.notna(), 0).astype(np.int32)
+        return part
 
-    def _hash_mod(self, frame, op: Op, sizes: dict, sides: dict):
+    def _apply_hash_mod(self, part, op: Op, state):
         buckets = op.args["buckets"]
         for c in op.columns:
-            col = frame[c]
+            col = part[c]
             if pd.api.types.is_integer_dtype(col.dtype):
-                frame[c] = (col % buckets).fillna(0).astype(np.int64)
+                part[c] = (col % buckets).fillna(0).astype(np.int64)
             else:  # CRC-32 of the UTF-8 bytes: Spark's crc32() computes the same
-                codes, uniques = pd.factorize(self.to_pandas(col))
+                codes, uniques = pd.factorize(col)
                 hashed = np.array([zlib.crc32(str(v).encode()) % buckets for v in uniques] + [0], np.int64)
-                frame[c] = self._series(hashed[codes], frame)
-        return frame
+                part[c] = pd.Series(hashed[codes], index=part.index)
+        return part
 
-    def _categorify(self, frame, op: Op, sizes: dict, sides: dict):
-        train = frame[TRAIN]
-        for columns in op.args["vocabularies"]:
-            if len(columns) == 1 and not self._is_list(frame[columns[0]]):
-                counts = self.to_pandas(frame[columns[0]][train].value_counts())  # distributed on Modin
-            else:
-                counts = pd.concat([self._flat(frame[c][train]) for c in columns]).value_counts()
+    def _partial_categorify(self, part, op: Op):
+        """Value counts of the train rows, one per vocabulary (list columns count each element)."""
+        train = part[PART] == 0
+        return [
+            pd.concat([_flat(part[c][train]) for c in columns]).value_counts()
+            if len(columns) > 1 or _is_list(part[columns[0]])
+            else part[columns[0]][train].value_counts()
+            for columns in op.args["vocabularies"]
+        ]
+
+    def _fit_categorify(self, summaries: list, op: Op, sizes: dict):
+        vocabularies = []
+        for g, columns in enumerate(op.args["vocabularies"]):
+            counts = _add_counts([s[g] for s in summaries])
             counts = counts[counts >= op.args["freq_threshold"]]
             # Ids by descending frequency, ties by value: every engine assigns the same ids.
             ordered = counts.rename("n").rename_axis("v").reset_index()
             ordered = ordered.sort_values(["n", "v"], ascending=[False, True])
             vocabulary = pd.Series(np.arange(1, len(ordered) + 1, dtype=np.int32), index=ordered["v"])
+            vocabularies.append((vocabulary, _arrow_keys(vocabulary)))
             for c in columns:
-                sizes[c] = len(vocabulary) + 1  # id 0: rare, unseen or missing values
-                frame[c] = self._map_ids(frame[c], vocabulary, frame)
-        return frame
+                sizes[c] = len(ordered) + 1  # id 0: rare, unseen or missing values
+        return vocabularies
 
-    def _count_encode(self, frame, op: Op, sizes: dict, sides: dict):
-        train = frame[TRAIN]
-        for c in op.columns:
-            counts = self.to_pandas(frame[c][train].value_counts())
-            frame[c] = frame[c].map(counts).fillna(0).astype(np.int64)
-        return frame
+    def _apply_categorify(self, part, op: Op, state):
+        for columns, (vocabulary, keys) in zip(op.args["vocabularies"], state, strict=True):
+            for c in columns:
+                part[c] = _map_ids(part[c], vocabulary, keys)
+        return part
 
-    def _target_encode(self, frame, op: Op, sizes: dict, sides: dict):
+    def _partial_count_encode(self, part, op: Op):
+        train = part[PART] == 0
+        return [part[c][train].value_counts() for c in op.columns]
+
+    def _fit_count_encode(self, summaries: list, op: Op, sizes: dict):
+        return [_add_counts([s[i] for s in summaries]) for i in range(len(op.columns))]
+
+    def _apply_count_encode(self, part, op: Op, state):
+        for c, counts in zip(op.columns, state, strict=True):
+            part[c] = part[c].map(counts).fillna(0).astype(np.int64)
+        return part
+
+    def _partial_target_encode(self, part, op: Op):
+        """The train target's sum and count, and per column its sum and count by (value, fold)."""
+        target, folds = op.args["target"], op.args["folds"]
+        train = part[PART] == 0
+        y = part[target].astype(np.float64)[train]
+        per_fold = [
+            pd.DataFrame({"v": part[c][train], "f": part[ROW][train] % folds, "y": y})
+            .groupby(["v", "f"], dropna=True)["y"]
+            .agg(["sum", "count"])
+            for c in op.columns
+        ]
+        return y.sum(), y.count(), per_fold
+
+    def _fit_target_encode(self, summaries: list, op: Op, sizes: dict):
+        prior = sum(s[0] for s in summaries) / sum(s[1] for s in summaries)
+        per_fold = [
+            pd.concat([s[2][i] for s in summaries]).groupby(level=["v", "f"]).sum()
+            for i in range(len(op.columns))
+        ]
+        return prior, [(p, p.groupby(level="v").sum()) for p in per_fold]
+
+    def _apply_target_encode(self, part, op: Op, state):
         """Mean target per value, smoothed toward the train mean; train rows see other folds only."""
-        target, folds, s = op.args["target"], op.args["folds"], float(op.args["smoothing"])
-        train = frame[TRAIN]
-        y = frame[target].astype(np.float64)
-        prior = y[train].mean()
-        fold = frame[ROW] % folds
-        for c in op.columns:
-            part = pd.DataFrame({"v": frame[c][train], "f": fold[train], "y": y[train]})
-            part = self.to_pandas(part)
-            per_fold = part.groupby(["v", "f"], dropna=True)["y"].agg(["sum", "count"])
-            total = per_fold.groupby(level="v").sum()
-            full = self.to_pandas(frame[[c, TRAIN]].assign(__f=fold))
-            sums = full[c].map(total["sum"]).fillna(0.0).to_numpy(np.float64)
-            counts = full[c].map(total["count"]).fillna(0.0).to_numpy(np.float64)
-            index = pd.MultiIndex.from_arrays([full[c], full["__f"]])
-            in_fold = per_fold.reindex(index)
-            is_train = full[TRAIN].to_numpy(bool)
+        folds, s = op.args["folds"], float(op.args["smoothing"])
+        prior, tables = state
+        fold = part[ROW] % folds
+        is_train = part[PART].to_numpy() == 0
+        for c, (per_fold, total) in zip(op.columns, tables, strict=True):
+            sums = part[c].map(total["sum"]).fillna(0.0).to_numpy(np.float64)
+            counts = part[c].map(total["count"]).fillna(0.0).to_numpy(np.float64)
+            in_fold = per_fold.reindex(pd.MultiIndex.from_arrays([part[c], fold]))
             sums -= np.where(is_train, np.nan_to_num(in_fold["sum"].to_numpy(np.float64)), 0.0)
             counts -= np.where(is_train, np.nan_to_num(in_fold["count"].to_numpy(np.float64)), 0.0)
             with np.errstate(invalid="ignore", divide="ignore"):  # s = 0: unseen values take the prior
                 encoded = (
                     (sums + s * prior) / (counts + s) if s > 0 else np.where(counts > 0, sums / counts, prior)
                 )
-            frame[c] = self._series(encoded.astype(np.float32), frame)
-        return frame
+            part[c] = pd.Series(encoded.astype(np.float32), index=part.index)
+        return part
 
-    def _time_features(self, frame, op: Op, sizes: dict, sides: dict):
+    def _apply_time_features(self, part, op: Op, state):
         per = TIME_UNITS[op.args["unit"]]
         for c in op.columns:
-            seconds = frame[c].astype("Int64") // per
+            seconds = part[c].astype("Int64") // per
             for f in op.args["features"]:
                 if f == "hour":
-                    frame[f"{c}_{f}"] = ((seconds // 3600) % 24).astype("Int32")
+                    part[f"{c}_{f}"] = ((seconds // 3600) % 24).astype("Int32")
                 elif f == "weekday":  # 1970-01-01 was a Thursday; Monday is 0
-                    frame[f"{c}_{f}"] = ((seconds // 86400 + 3) % 7).astype("Int32")
+                    part[f"{c}_{f}"] = ((seconds // 86400 + 3) % 7).astype("Int32")
                 else:
-                    frame[f"{c}_{f}"] = (seconds // 86400).astype("Int64")
-        return frame
+                    part[f"{c}_{f}"] = (seconds // 86400).astype("Int64")
+        return part
 
-    # Table ops: they join, reorder or add rows, so they run on pandas (Modin hands its frame over).
-    def _join(self, frame, op: Op, sizes: dict, sides: dict):
-        side = _side_table(sides, op).to_pandas(types_mapper=_NULLABLE.get)
-        on, columns = op.args["on"], op.args["columns"]
-        if side.duplicated(on).any():
-            raise ValueError(f"join with side table {op.args['table']!r}: its key {on} is not unique")
-        local = self.to_pandas(frame)
-        joined = local.merge(side[[*on, *columns]], how="left", on=on, sort=False)
-        return self.from_pandas(joined)
+    # Table ops: they join, reorder or add rows.
+    def _apply_join(self, part, op: Op, side: pd.DataFrame):
+        return part.merge(side, how="left", on=op.args["keys"], sort=False)
 
-    def _sequence_history(self, frame, op: Op, sizes: dict, sides: dict):
+    def _apply_sequence_history(self, frame, op: Op, state):
         """Each row gets lists of the same user's earlier values (by time, then row), the last max_len."""
-        local = self.to_pandas(frame)
         user, max_len = op.args["user"], op.args["max_len"]
         order = np.lexsort(
             (
-                local[SUB].to_numpy(),
-                local[ROW].to_numpy(),
-                local[op.args["time"]].to_numpy(),
-                local[user].to_numpy(),
+                frame[SUB].to_numpy(),
+                frame[ROW].to_numpy(),
+                frame[op.args["time"]].to_numpy(),
+                frame[user].to_numpy(),
             )
         )
-        users = local[user].to_numpy()[order]
+        users = frame[user].to_numpy()[order]
         position = np.arange(len(order))
         first = np.r_[True, users[1:] != users[:-1]] if len(order) else np.zeros(0, bool)
         start = np.maximum.accumulate(np.where(first, position, 0))
@@ -222,76 +329,106 @@ class PandasEngine:
         back = np.empty_like(order)
         back[order] = position
         for c in op.args["columns"]:
-            values = pa.array(local[c].to_numpy(dtype=object)[order][take], from_pandas=True)
+            values = pa.array(frame[c].to_numpy(dtype=object)[order][take], from_pandas=True)
             lists = pa.ListArray.from_arrays(pa.array(offsets), values).take(pa.array(back))
-            local[f"hist_{c}"] = pd.Series(lists.to_pandas(), index=local.index)
-        return self.from_pandas(local)
+            frame[f"hist_{c}"] = pd.Series(lists.to_pandas(), index=frame.index)
+        return frame
 
-    def _negative_sample(self, frame, op: Op, sizes: dict, sides: dict):
-        """After each positive, `ratio` copies with a different random item (from the train items), label 0."""
-        local = self.to_pandas(frame)
-        item, label, ratio = op.args["item"], op.args["label"], op.args["ratio"]
-        vocabulary = np.sort(pd.unique(local.loc[local[TRAIN], item].dropna()))
-        if len(vocabulary) < 2:
+    def _partial_negative_sample(self, part, op: Op):
+        """The distinct train items, with the columns that describe them."""
+        columns = [op.args["item"], *op.args["item_columns"]]
+        return part.loc[part[PART] == 0, columns].dropna(subset=[op.args["item"]]).drop_duplicates()
+
+    def _fit_negative_sample(self, summaries: list, op: Op, sizes: dict) -> pd.DataFrame:
+        item, described = op.args["item"], op.args["item_columns"]
+        items = pd.concat(summaries, ignore_index=True).drop_duplicates()
+        items = items.sort_values(item, kind="stable", ignore_index=True)
+        if len(items[item].unique()) < 2:
             raise ValueError(
-                f"negative_sample: the train rows have {len(vocabulary)} distinct {item}; need 2"
+                f"negative_sample: the train rows have {len(items[item].unique())} distinct {item}; need 2"
             )
-        positives = local[local[label] == 1]
-        items = positives[item].to_numpy()
-        place = np.searchsorted(vocabulary, items)
-        known = (place < len(vocabulary)) & (vocabulary[np.minimum(place, len(vocabulary) - 1)] == items)
-        samples = [local]
+        if described and (twice := items[item][items[item].duplicated()]).size:
+            raise ValueError(
+                f"negative_sample.item_columns: {item} {twice.iloc[0]!r} has more than one value of "
+                f"{described} in the train rows; item columns must describe the item alone"
+            )
+        return items
+
+    def _apply_negative_sample(self, part, op: Op, items: pd.DataFrame):
+        """After each positive, `ratio` copies with a different random item (from the train items), label 0.
+
+        A negative takes the sampled item's `item_columns` too (e.g. its category), as seen in train rows.
+        """
+        item, label, ratio = op.args["item"], op.args["label"], op.args["ratio"]
+        vocabulary = items[item].to_numpy()
+        positives = part[part[label] == 1]
+        chosen = positives[item].to_numpy()
+        place = np.searchsorted(vocabulary, chosen)
+        known = (place < len(vocabulary)) & (vocabulary[np.minimum(place, len(vocabulary) - 1)] == chosen)
+        samples = [part]
         for k in range(ratio):
             x = negative_draw(positives[ROW].to_numpy(np.int64), k, ratio, op.args["seed"]).astype(np.int64)
             pick = np.where(known, x % (len(vocabulary) - 1), x % len(vocabulary))
             pick = pick + (known & (pick >= place))  # skip the positive's own item
             negative = positives.copy()
-            negative[item] = pd.Series(vocabulary[pick], index=negative.index).astype(local[item].dtype)
-            negative[label] = pd.Series(0, index=negative.index).astype(local[label].dtype)
+            for c in (item, *op.args["item_columns"]):
+                negative[c] = pd.Series(items[c].to_numpy()[pick], index=negative.index).astype(part[c].dtype)
+            negative[label] = pd.Series(0, index=negative.index).astype(part[label].dtype)
             negative[SUB] = positives[SUB] + k + 1
             samples.append(negative)
-        out = pd.concat(samples, ignore_index=True).sort_values([ROW, SUB], kind="stable", ignore_index=True)
-        return self.from_pandas(out)
-
-    # helpers
-    def _is_list(self, col) -> bool:
-        if col.dtype != object:
-            return False
-        head = col.iloc[:1000]  # the first value that is not missing tells: columns hold one kind
-        valid = head.dropna() if head.notna().any() else col.dropna()
-        return len(valid) > 0 and isinstance(valid.iloc[0], list | np.ndarray)
-
-    def _flat(self, col) -> pd.Series:
-        col = self.to_pandas(col)
-        return col.explode() if self._is_list(col) else col
-
-    def _map_ids(self, col, vocabulary: pd.Series, frame):
-        if self._is_list(col):
-            arrow = pa.array(self.to_pandas(col), from_pandas=True)
-            flat = pd.Series(pc.list_flatten(arrow).to_pandas())
-            ids = flat.map(vocabulary).fillna(0).astype(np.int32).to_numpy()
-            offsets = pc.list_value_length(arrow).fill_null(0).to_numpy().cumsum()
-            lists = pa.ListArray.from_arrays(
-                pa.array(np.r_[0, offsets].astype(np.int32)), pa.array(ids), mask=pc.is_null(arrow)
-            )
-            return self._series(lists.to_pandas(), frame)
-        if (
-            isinstance(col.dtype, pd.StringDtype)
-            and col.dtype.storage == "pyarrow"
-            and isinstance(col, pd.Series)
-        ):
-            # ids are 1.. in vocabulary order: the position found by Arrow's hash lookup, plus one
-            keys = pa.array(vocabulary.index.to_numpy(dtype=object), pa.string())
-            found = pc.index_in(pa.array(col.array).cast(pa.string()), value_set=keys)
-            ids = pc.fill_null(pc.add(found, 1), 0).cast(pa.int32()).to_numpy()
-            return pd.Series(ids, index=col.index)
-        return col.map(vocabulary).fillna(0).astype(np.int32)
-
-    def _series(self, values, frame):
-        return pd.Series(values, index=frame.index)
+        return pd.concat(samples, ignore_index=True).sort_values([ROW, SUB], kind="stable", ignore_index=True)
 
 
-def _side_table(sides: dict, op: Op) -> pa.Table:
+def _side_frame(sides: dict, op: Op) -> pd.DataFrame:
+    """The columns of a side table a join adds, keyed by unique keys."""
     if op.args["table"] not in sides:
         raise ValueError(f"join: the data set has no side table {op.args['table']!r}; it has {sorted(sides)}")
-    return sides[op.args["table"]]
+    keys = op.args["keys"]
+    side = sides[op.args["table"]].select([*keys, *op.args["columns"]]).to_pandas(types_mapper=_NULLABLE.get)
+    if side.duplicated(keys).any():
+        raise ValueError(f"join with side table {op.args['table']!r}: its key {keys} is not unique")
+    return side
+
+
+def _add_counts(counts: list[pd.Series]) -> pd.Series:
+    """Value counts of several partitions, summed per value."""
+    return counts[0] if len(counts) == 1 else pd.concat(counts).groupby(level=0, sort=False).sum()
+
+
+def _is_list(col: pd.Series) -> bool:
+    if col.dtype != object:
+        return False
+    head = col.iloc[:1000]  # the first value that is not missing tells: columns hold one kind
+    valid = head.dropna() if head.notna().any() else col.dropna()
+    return len(valid) > 0 and isinstance(valid.iloc[0], list | np.ndarray)
+
+
+def _flat(col: pd.Series) -> pd.Series:
+    return col.explode() if _is_list(col) else col
+
+
+def _arrow_keys(vocabulary: pd.Series) -> pa.Array | None:
+    """A string vocabulary's values as an Arrow array, for Arrow's hash lookup (None: not strings)."""
+    try:
+        return pa.array(vocabulary.index.to_numpy(dtype=object), pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def _map_ids(col: pd.Series, vocabulary: pd.Series, keys: pa.Array | None) -> pd.Series:
+    """Ids of a column's values (or of each element of a list column); 0 for values not in `vocabulary`."""
+    if _is_list(col):
+        arrow = pa.array(col, from_pandas=True)
+        flat = pd.Series(pc.list_flatten(arrow).to_pandas())
+        ids = flat.map(vocabulary).fillna(0).astype(np.int32).to_numpy()
+        offsets = pc.list_value_length(arrow).fill_null(0).to_numpy().cumsum()
+        lists = pa.ListArray.from_arrays(
+            pa.array(np.r_[0, offsets].astype(np.int32)), pa.array(ids), mask=pc.is_null(arrow)
+        )
+        return pd.Series(lists.to_pandas(), index=col.index)
+    if isinstance(col.dtype, pd.StringDtype) and col.dtype.storage == "pyarrow" and keys is not None:
+        # ids are 1.. in vocabulary order: the position found by Arrow's hash lookup, plus one
+        found = pc.index_in(pa.array(col.array).cast(pa.string()), value_set=keys)
+        ids = pc.fill_null(pc.add(found, 1), 0).cast(pa.int32()).to_numpy()
+        return pd.Series(ids, index=col.index)
+    return col.map(vocabulary).fillna(0).astype(np.int32)

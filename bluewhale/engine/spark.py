@@ -1,8 +1,8 @@
 """The Spark engine: runs a RecDP pipeline as Spark SQL, from input files to parquet.
 
 Nothing is collected to the driver but fitted scalars (means, vocabulary sizes) and a few bad-row
-examples: the input is read by Spark (a native reader for Criteo TSV, see `spark_readers`), ops are
-column expressions and joins, and each split is written by the executors. No Python UDFs, so a
+examples: the input is read by Spark (a native reader for every data set's format, see `spark_readers`),
+ops are column expressions and joins, and each split is written by the executors. No Python UDFs, so a
 cluster's executors need no Python. `master` is `local[*]` by default or e.g. `spark://HOST:PORT`.
 """
 
@@ -21,14 +21,16 @@ from pyspark.sql import types as T
 from bluewhale.engine import (
     HIDDEN,
     MASK32,
+    PART,
+    PARTS,
     ROW,
     SUB,
-    TRAIN,
     EngineResult,
     cardinalities,
+    fill_value,
     mix32,
 )
-from bluewhale.engine.spark_readers import read_input
+from bluewhale.engine.spark_readers import read_input, read_side_tables
 from bluewhale.recdp.ops import TIME_UNITS, Op, Pipeline
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ class SparkEngine:
         out = Path(out)
         scratch = out / "_scratch"  # intermediate parquet, removed before the output is published
         df, input_rows, bad_rows = read_input(spark, dataset, pipeline.split, scratch)
-        sides = dataset.side_tables() if hasattr(dataset, "side_tables") else {}
+        sides = read_side_tables(spark, dataset, scratch)
         sizes: dict[str, int] = {}
         try:
             for op in pipeline.ops:
@@ -86,23 +88,25 @@ class SparkEngine:
                 df = getattr(self, f"_{op.op}")(spark, df, op, sizes, sides)
                 # joins move their keys to the front: keep the order the pandas engine has
                 df = df.select(*columns, *[c for c in df.columns if c not in columns])
-            for split, rows in (("train", F.col(TRAIN)), ("test", ~F.col(TRAIN))):
-                part = df.filter(rows).orderBy(ROW, SUB).drop(*HIDDEN)
+            # the ops run once: their result is written to scratch, and each split is read from there
+            df.write.parquet(str(scratch / "processed.parquet"))
+            df = spark.read.parquet(str(scratch / "processed.parquet"))
+            for split in pipeline.split.names:
+                part = df.filter(F.col(PART) == PARTS.index(split)).orderBy(ROW, SUB).drop(*HIDDEN)
                 part.write.parquet(str(out / f"{split}.parquet"))
         finally:
             spark.catalog.clearCache()
             shutil.rmtree(scratch, ignore_errors=True)
         return EngineResult(input_rows, cardinalities(pipeline.ops, sizes), bad_rows)
 
-    # Column ops: fitted on the rows where TRAIN is true, applied to all rows.
+    # Column ops: fitted on the train rows (PART == 0), applied to all rows.
     def _fill_na(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
-        value = F.lit(op.args["value"])
-        return df.withColumns(
-            {
-                c: F.nanvl(F.coalesce(c, value), value) if _is_float(df, c) else F.coalesce(c, value)
-                for c in op.columns
-            }
-        )
+        def filled(c: str) -> Column:
+            text = isinstance(df.schema[c].dataType, T.StringType)
+            value = F.lit(fill_value(op.args["value"], c, text))
+            return F.nanvl(F.coalesce(c, value), value) if _is_float(df, c) else F.coalesce(c, value)
+
+        return df.withColumns({c: filled(c) for c in op.columns})
 
     def _clip(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
         lower, upper = op.args["lower"], op.args["upper"]
@@ -123,7 +127,7 @@ class SparkEngine:
     def _normalize(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
         aggs = [F.avg(F.col(c).cast("double")) for c in op.columns]
         aggs += [F.stddev_pop(F.col(c).cast("double")) for c in op.columns]
-        stats = df.filter(TRAIN).agg(*aggs).first()
+        stats = df.filter(_train()).agg(*aggs).first()
         n = len(op.columns)
         return df.withColumns(
             {
@@ -156,7 +160,7 @@ class SparkEngine:
 
     def _categorify(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
         """Count every vocabulary of the op in one job per value type, then map each column by a join."""
-        train = df.filter(TRAIN)
+        train = df.filter(_train())
         by_type: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
         for g, columns in enumerate(op.args["vocabularies"]):
             kind = df.schema[columns[0]].dataType
@@ -214,7 +218,7 @@ class SparkEngine:
 
     def _count_encode(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
         for c in op.columns:
-            counts = df.filter(TRAIN).filter(F.col(c).isNotNull()).groupBy(c).agg(F.count("*").alias("_n"))
+            counts = df.filter(_train()).filter(F.col(c).isNotNull()).groupBy(c).agg(F.count("*").alias("_n"))
             df = (
                 df.join(counts, on=c, how="left")
                 .withColumn(c, F.coalesce("_n", F.lit(0)).cast("long"))
@@ -226,18 +230,18 @@ class SparkEngine:
         """Mean target per value, smoothed toward the train mean; train rows see other folds only."""
         target, folds, s = op.args["target"], op.args["folds"], float(op.args["smoothing"])
         y = F.col(target).cast("double")
-        prior = df.filter(TRAIN).agg(F.avg(y)).first()[0]
+        prior = df.filter(_train()).agg(F.avg(y)).first()[0]
         df = df.withColumn("_fold", F.pmod(F.col(ROW), F.lit(folds)))
         for c in op.columns:
-            train = df.filter(TRAIN).filter(F.col(c).isNotNull())
+            train = df.filter(_train()).filter(F.col(c).isNotNull())
             per_fold = train.groupBy(F.col(c).alias("_v"), F.col("_fold").alias("_f")).agg(
                 F.sum(y).alias("_fs"), F.count("*").alias("_fc")
             )
             total = per_fold.groupBy("_v").agg(F.sum("_fs").alias("_ts"), F.sum("_fc").alias("_tc"))
             df = df.join(total, df[c] == total["_v"], "left").drop("_v")
             df = df.join(per_fold, (df[c] == per_fold["_v"]) & (df["_fold"] == per_fold["_f"]), "left")
-            own = F.when(F.col(TRAIN), F.coalesce("_fs", F.lit(0.0))).otherwise(F.lit(0.0))
-            own_n = F.when(F.col(TRAIN), F.coalesce("_fc", F.lit(0))).otherwise(F.lit(0))
+            own = F.when(_train(), F.coalesce("_fs", F.lit(0.0))).otherwise(F.lit(0.0))
+            own_n = F.when(_train(), F.coalesce("_fc", F.lit(0))).otherwise(F.lit(0))
             sums = F.coalesce("_ts", F.lit(0.0)) - own
             counts = (F.coalesce("_tc", F.lit(0)) - own_n).cast("double")
             if s > 0:
@@ -267,8 +271,8 @@ class SparkEngine:
             raise ValueError(
                 f"join: the data set has no side table {op.args['table']!r}; it has {sorted(sides)}"
             )
-        on, columns = op.args["on"], op.args["columns"]
-        side = spark.createDataFrame(sides[op.args["table"]].select([*on, *columns]))
+        on, columns = op.args["keys"], op.args["columns"]
+        side = sides[op.args["table"]].select(*on, *columns)
         if side.groupBy(*on).count().filter(F.col("count") > 1).limit(1).count():
             raise ValueError(f"join with side table {op.args['table']!r}: its key {on} is not unique")
         return df.join(side, on=on, how="left")
@@ -283,19 +287,35 @@ class SparkEngine:
         return df.withColumns({f"hist_{c}": F.collect_list(c).over(window) for c in op.args["columns"]})
 
     def _negative_sample(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
-        """After each positive, `ratio` copies with a different random item (from the train items), label 0."""
+        """After each positive, `ratio` copies with a different random item (from the train items), label 0.
+
+        A negative takes the sampled item's `item_columns` too (e.g. its category), as seen in train rows.
+        """
         item, label, ratio = op.args["item"], op.args["label"], op.args["ratio"]
+        described = op.args["item_columns"]
+        rename = {c: f"_d_{c}" for c in described}
         items = (
-            df.filter(TRAIN).select(F.col(item).alias("_item")).filter(F.col("_item").isNotNull()).distinct()
+            df.filter(_train())
+            .select(F.col(item).alias("_item"), *[F.col(c).alias(rename[c]) for c in described])
+            .filter(F.col("_item").isNotNull())
+            .distinct()
         )
         vocabulary = items.select(
-            "_item", (F.row_number().over(Window.orderBy("_item")) - 1).alias("_pos")
+            "*", (F.row_number().over(Window.orderBy("_item", *rename.values())) - 1).alias("_pos")
         ).cache()
         n = vocabulary.count()
         if n < 2:
             raise ValueError(f"negative_sample: the train rows have {n} distinct {item}; need 2")
+        if described:
+            twice = vocabulary.groupBy("_item").count().filter(F.col("count") > 1).limit(1).collect()
+            if twice:
+                raise ValueError(
+                    f"negative_sample.item_columns: {item} {twice[0]['_item']!r} has more than one value of "
+                    f"{described} in the train rows; item columns must describe the item alone"
+                )
+        positions = vocabulary.select("_item", "_pos")
         positives = df.filter(F.col(label) == 1).crossJoin(spark.range(ratio).withColumnRenamed("id", "_k"))
-        positives = positives.join(vocabulary, positives[item] == vocabulary["_item"], "left").drop("_item")
+        positives = positives.join(positions, positives[item] == positions["_item"], "left").drop("_item")
         index = F.col(ROW) * ratio + F.col("_k")
         seed = int(mix32(np.array([op.args["seed"]]))[0])
         x = _mix(
@@ -310,11 +330,17 @@ class SparkEngine:
         negatives = negatives.withColumns(
             {
                 item: F.col("_item").cast(df.schema[item].dataType),
+                **{c: F.col(rename[c]).cast(df.schema[c].dataType) for c in described},
                 label: F.lit(0).cast(label_type),
                 SUB: (F.col(SUB) + F.col("_k") + 1).cast(df.schema[SUB].dataType),
             }
         ).select(*df.columns)
         return df.unionByName(negatives)
+
+
+def _train() -> Column:
+    """The rows ops are fitted on."""
+    return F.col(PART) == 0
 
 
 def _flatten(conf, prefix: str = "") -> dict[str, str]:

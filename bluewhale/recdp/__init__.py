@@ -18,12 +18,15 @@ from bluewhale.atomic import publish_atomically
 from bluewhale.recdp.ops import Pipeline, output_groups, parse_ops, parse_split
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "test")
+# Part of the cache key: bump it when a change to the engines or ops changes their output, so that
+# processed data written by older code is not reused.
+OUTPUT_VERSION = 2
 
 
 @dataclass
 class Processed:
-    """A processed data set on disk: `<path>/{train,test}.parquet` (file or folder) and `<path>/meta.json`."""
+    """A processed data set on disk: `<path>/<split>.parquet` (file or folder) for train, valid (when the
+    pipeline has one) and test, and `<path>/meta.json`."""
 
     path: Path
     meta: dict
@@ -62,7 +65,8 @@ def process(dataset, recdp: dict, engine, cache_dir: str | Path) -> Processed:
     """
     pipeline = parse_pipeline(recdp, dataset)
     fingerprint = dataset.fingerprint()
-    key = hashlib.sha256(json.dumps([fingerprint, recdp], sort_keys=True).encode()).hexdigest()[:16]
+    key = json.dumps([OUTPUT_VERSION, fingerprint, recdp], sort_keys=True)
+    key = hashlib.sha256(key.encode()).hexdigest()[:16]
     target = Path(cache_dir) / f"{recdp['name']}-{key}"
     if (target / "meta.json").exists():
         log.info("processed data found in cache: %s", target)
@@ -82,7 +86,10 @@ def process(dataset, recdp: dict, engine, cache_dir: str | Path) -> Processed:
             "sparse": groups.get("sparse", []),
             "groups": groups,
             "cardinalities": result.cardinalities,
-            "rows": {s: pads.dataset(tmp / f"{s}.parquet", format="parquet").count_rows() for s in SPLITS},
+            "rows": {
+                s: pads.dataset(tmp / f"{s}.parquet", format="parquet").count_rows()
+                for s in pipeline.split.names
+            },
             "input_rows": result.input_rows,
             "bad_rows": result.bad_rows,
             "process_time_s": time.perf_counter() - start,

@@ -21,9 +21,9 @@ SPECS: dict[str, tuple[set[str], dict]] = {
     "count_encode": (set(), {}),
     "target_encode": ({"target"}, {"folds": 5, "smoothing": 20.0}),
     "time_features": ({"unit"}, {"features": ["hour", "weekday", "day"], "group": "time"}),
-    "join": ({"table", "on", "columns"}, {"group": "joined"}),
+    "join": ({"table", "keys", "columns"}, {"group": "joined"}),
     "sequence_history": ({"user", "item", "time", "max_len"}, {"columns": None, "group": "history"}),
-    "negative_sample": ({"item", "ratio", "seed"}, {"label": None}),
+    "negative_sample": ({"item", "ratio", "seed"}, {"label": None, "item_columns": []}),
 }
 KNOWN_OPS = set(SPECS)
 # ops whose `columns:` are the input columns they transform (the others name their columns in arguments)
@@ -44,12 +44,22 @@ class Op:
 
 @dataclass(frozen=True)
 class Split:
-    """How rows are split: the last `test_fraction` by position, or `column > test_after` by time."""
+    """How rows are split into train, valid (optional) and test: by position (the last `test_fraction`
+    of the rows are test, the `valid_fraction` before them valid) or by time (`column > test_after` is
+    test, `valid_after < column <= test_after` valid)."""
 
     by: str
     test_fraction: float | None = None
+    valid_fraction: float = 0.0
     column: str | None = None
     test_after: float | None = None
+    valid_after: float | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The splits this pipeline writes, in order."""
+        has_valid = self.valid_fraction > 0 or self.valid_after is not None
+        return ("train", "valid", "test") if has_valid else ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,11 @@ def parse_ops(
     for i, spec in enumerate(specs):
         spec = dict(spec)
         key = f"{where}[{i}]"
+        odd = [k for k in spec if not isinstance(k, str)]
+        if odd:  # YAML 1.1 reads the keys on/off/yes/no as booleans
+            raise ValueError(
+                f"{key}: argument names must be strings, got {odd} (quote on/off/yes/no in YAML)"
+            )
         name = spec.pop("op", None)
         if name not in SPECS:
             raise ValueError(f"{key}.op: unknown operator {name!r}; expected one of {sorted(SPECS)}")
@@ -172,7 +187,7 @@ def _check_args(name, args, key, columns, check, side_tables, groups) -> None:
             f"a non-empty list of {sorted(TIME_FEATURES)}",
         )
     elif name == "join":
-        args["on"] = list(check(args["on"], "on"))
+        args["keys"] = list(check(args["keys"], "keys"))
         need(
             isinstance(args["columns"], list) and args["columns"],
             "columns",
@@ -183,7 +198,7 @@ def _check_args(name, args, key, columns, check, side_tables, groups) -> None:
                 args["table"] in side_tables, "table", f"a side table of the data set: {sorted(side_tables)}"
             )
             have = side_tables[args["table"]]
-            absent = [c for c in [*args["on"], *args["columns"]] if c not in have]
+            absent = [c for c in [*args["keys"], *args["columns"]] if c not in have]
             if absent:
                 raise ValueError(
                     f"{key}.columns: side table {args['table']!r} has no columns {absent}; it has {have}"
@@ -201,6 +216,15 @@ def _check_args(name, args, key, columns, check, side_tables, groups) -> None:
             )
             args["label"] = groups["label"][0]
         args["label"] = check([args["label"]], "label")[0]
+        need(
+            isinstance(args["item_columns"], list), "item_columns", "a list of columns that describe the item"
+        )
+        args["item_columns"] = list(check(args["item_columns"], "item_columns"))
+        need(
+            not {args["item"], args["label"]} & set(args["item_columns"]),
+            "item_columns",
+            "columns other than the item and the label",
+        )
         need(is_int(args["ratio"]) and args["ratio"] >= 1, "ratio", "an integer >= 1")
         need(is_int(args["seed"]) and args["seed"] >= 0, "seed", "an integer >= 0")
 
@@ -227,25 +251,39 @@ def output_groups(ops: list[Op], groups: dict[str, list[str]]) -> dict[str, list
 
 
 def parse_split(spec: dict, groups: dict[str, list[str]], where: str = "recdp.split") -> Split:
-    """Check `recdp.split`: {by: position, test_fraction} or {by: time, column, test_after}."""
+    """Check `recdp.split`: {by: position, test_fraction, valid_fraction?} or
+    {by: time, column, test_after, valid_after?}."""
     spec = dict(spec or {})
     by = spec.get("by")
     if by == "position":
-        fraction = spec.get("test_fraction")
+        test, valid = spec.get("test_fraction"), spec.get("valid_fraction", 0)
         if (
-            set(spec) - {"by", "test_fraction"}
-            or not isinstance(fraction, int | float)
-            or not 0 < fraction < 1
+            set(spec) - {"by", "test_fraction", "valid_fraction"}
+            or not all(isinstance(f, int | float) for f in (test, valid))
+            or not (0 < test < 1 and 0 <= valid and test + valid < 1)
         ):
-            raise ValueError(f"{where}: expected by=position and 0 < test_fraction < 1, got {spec}")
-        return Split("position", test_fraction=float(fraction))
+            raise ValueError(
+                f"{where}: expected by=position, 0 < test_fraction, 0 <= valid_fraction and a sum below 1, "
+                f"got {spec}"
+            )
+        return Split("position", test_fraction=float(test), valid_fraction=float(valid))
     if by == "time":
         known = {c for cols in groups.values() for c in cols}
-        if set(spec) != {"by", "column", "test_after"} or not isinstance(spec["test_after"], int | float):
-            raise ValueError(f"{where}: expected by=time with column and a number test_after, got {spec}")
+        valid_after = spec.get("valid_after")
+        if (
+            not {"by", "column", "test_after"} <= set(spec) <= {"by", "column", "test_after", "valid_after"}
+            or not isinstance(spec["test_after"], int | float)
+            or not (valid_after is None or isinstance(valid_after, int | float))
+        ):
+            raise ValueError(
+                f"{where}: expected by=time with column, a number test_after and optionally a number "
+                f"valid_after, got {spec}"
+            )
+        if valid_after is not None and not valid_after < spec["test_after"]:
+            raise ValueError(f"{where}.valid_after: expected a value below test_after, got {spec}")
         if spec["column"] not in known:
             raise ValueError(
                 f"{where}.column: unknown column {spec['column']!r}; the data set has {sorted(known)}"
             )
-        return Split("time", column=spec["column"], test_after=spec["test_after"])
+        return Split("time", column=spec["column"], test_after=spec["test_after"], valid_after=valid_after)
     raise ValueError(f"{where}.by: expected 'position' or 'time', got {by!r}")
