@@ -166,3 +166,13 @@ def test_planted_twin_is_five_core_and_its_pair_signal_is_known(tmp_path, meta_f
     negatives = [catalogue[k] for k in np.random.default_rng(1).integers(0, len(catalogue), len(items))]
     score = data.planted_pair_probability(users.tolist() * 2, items + negatives)
     assert 0.75 < roc_auc_score([1] * len(items) + [0] * len(items), score) < 0.97
+
+
+@pytest.mark.parametrize("categories", [[None], [["Books", None]]])
+def test_a_null_category_in_strict_json_meta_is_a_bad_line_too(tmp_path, categories):
+    lines = [json.dumps(META[0]), json.dumps(META[1]), json.dumps({"asin": "0001", "categories": categories})]
+    data = books(tmp_path, [review()], lines)
+    with pytest.raises(
+        BadRowError, match=rf"{data.meta_path.name}:3: field categories expected lists of strings"
+    ):
+        data.read()

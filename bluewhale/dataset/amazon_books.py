@@ -74,7 +74,7 @@ def read_meta(path: Path, bad_rows: str = "error") -> tuple[pa.Table, BadRows]:
 
     An asin listed twice is a bad row (the later line), since a join would double its reviews.
     """
-    table, problems = read_json_lines(path, META_SCHEMA, ["asin"], _meta, literals=True)
+    table, problems = read_json_lines(path, META_SCHEMA, ["asin"], _meta, literals=True, lists=["categories"])
     if table.num_rows:
         lines = _kept_lines(table.num_rows, problems)
         asin = table.column("asin").to_pandas()
