@@ -104,3 +104,13 @@ def test_broken_input_file_stops_with_its_line_or_is_skipped_and_counted(tmp_pat
     examples = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/bad_rows.json")["examples"]
     assert [line for line, _ in examples] == [1235, 2001]
     assert "optimal_test_auc" not in run.data.metrics  # real data has no planted optimum
+
+
+def test_a_valid_split_is_written_and_scored_next_to_test(tmp_path):
+    run_bluewhale(
+        tmp_path, "dataset.rows=30000", "+recdp.split.valid_fraction=0.1", "tracking.log_model=false"
+    )
+    (run,) = runs(tmp_path)
+    metrics = run.data.metrics
+    assert (metrics["rows_train"], metrics["rows_valid"], metrics["rows_test"]) == (22714, 3000, 4286)
+    assert metrics["valid_auc"] > 0.6 and metrics["test_auc"] > 0.6  # planted signal, learnt from train
