@@ -111,8 +111,8 @@ def add_hidden(table: pa.Table, split: Split, first_row: int = 0, total_rows: in
             later = pc.greater(table.column(split.column), bound)
             return pc.fill_null(later, False).to_numpy(zero_copy_only=False)
 
-        valid_after = split.test_after if split.valid_after is None else split.valid_after
-        part = after(valid_after).astype(np.int8) + after(split.test_after)
+        test = after(split.test_after)
+        part = (test if split.valid_after is None else after(split.valid_after)).astype(np.int8) + test
     table = table.append_column(ROW, pa.array(rows))
     table = table.append_column(SUB, pa.array(np.zeros(n, dtype=np.int32)))
     return table.append_column(PART, pa.array(part.astype(np.int8)))

@@ -343,10 +343,8 @@ class PandasEngine:
         item, described = op.args["item"], op.args["item_columns"]
         items = pd.concat(summaries, ignore_index=True).drop_duplicates()
         items = items.sort_values(item, kind="stable", ignore_index=True)
-        if len(items[item].unique()) < 2:
-            raise ValueError(
-                f"negative_sample: the train rows have {len(items[item].unique())} distinct {item}; need 2"
-            )
+        if (distinct := items[item].nunique()) < 2:
+            raise ValueError(f"negative_sample: the train rows have {distinct} distinct {item}; need 2")
         if described and (twice := items[item][items[item].duplicated()]).size:
             raise ValueError(
                 f"negative_sample.item_columns: {item} {twice.iloc[0]!r} has more than one value of "
