@@ -25,6 +25,7 @@ from bluewhale.connector.reader import (
     count_batches,
     default_rank,
     in_order,
+    layout,
     list_units,
     shuffled,
     to_arrays,
@@ -65,6 +66,7 @@ class PetastormLoader:
         self.workers_count, self.shuffle_buffer, self.keep = workers_count, shuffle_buffer, keep
         units = list_units(url)
         self.rows = sum(u.rows for i, u in enumerate(units) if i % world_size == rank)
+        self.layout = layout(url, features, units)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -73,7 +75,7 @@ class PetastormLoader:
     def _chunks(self, reader) -> Iterator[Arrays]:
         for group in reader:
             table = pa.table({name: getattr(group, name) for name in self.features.columns})
-            yield to_arrays(table, self.features, self.url)
+            yield to_arrays(table, self.layout, self.url)
 
     def __iter__(self) -> Iterator[Batch]:
         petastorm = _require_petastorm()
@@ -97,8 +99,9 @@ class PetastormLoader:
                 batches = shuffled(chunks, self.batch_size, self.shuffle_buffer, rng, self.drop_last)
             else:
                 batches = in_order(chunks, self.batch_size, self.drop_last)
-            for dense, sparse, label in batches:
-                yield torch.from_numpy(dense), torch.from_numpy(sparse), torch.from_numpy(label)
+            keys = self.layout.keys
+            for arrays in batches:
+                yield {k: torch.from_numpy(a) for k, a in zip(keys, arrays, strict=True)}
 
 
 class PetastormConnector(Connector):

@@ -1,5 +1,8 @@
-"""Parquet parts (a local folder or any fsspec URL) to batches of DLRM-shaped tensors, sharded so that in
+"""Parquet parts (a local folder or any fsspec URL) to batches of named feature groups, sharded so that in
 one epoch every row is read exactly once across all ranks and DataLoader workers.
+
+A batch is a dict from group name to tensor (see `Features`): labels, dense floats, categorical ids, and
+list columns (histories) padded to a fixed length with their lengths beside them.
 
 How an epoch is cut: the row groups of all files, in file order (or shuffled with the seed and the epoch
 number: the same order on every rank), are laid end to end as rows 0..N-1. Rank r takes the r-th of
@@ -16,35 +19,21 @@ import bisect
 import itertools
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import fsspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from fsspec.implementations.local import LocalFileSystem
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-Batch = tuple[
-    torch.Tensor, torch.Tensor, torch.Tensor
-]  # dense [B, n_dense] float32, sparse [B, n_sparse] int64, label [B] float32
-Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]  # the same as NumPy arrays
-
-
-@dataclass(frozen=True)
-class Features:
-    """Which columns are the label, the dense features and the sparse (categorical id) features."""
-
-    label: str
-    dense: tuple[str, ...]
-    sparse: tuple[str, ...]
-
-    @property
-    def columns(self) -> list[str]:
-        return [self.label, *self.dense, *self.sparse]
+Batch = dict[str, torch.Tensor]  # group name -> tensor; see `Features` for the shapes
+Arrays = tuple[np.ndarray, ...]  # a batch's arrays in `Layout.keys` order, before they become tensors
 
 
 @dataclass(frozen=True)
@@ -54,6 +43,102 @@ class Unit:
     path: str
     group: int
     rows: int
+
+
+@dataclass(frozen=True)
+class Features:
+    """The feature groups a batch holds: group name -> the columns it stacks, in order.
+
+    Shapes, by what the columns hold: the `label` group gives float32 [B] for one column and [B, T] for
+    T tasks; a group of float columns float32 [B, n]; of integer columns (ids) int64 [B, n]; of list
+    columns int64 [B, n, L], padded with 0 to the longest list of the data (L), with `<group>_lengths`
+    int64 [B, n] beside it. A null list counts as empty; any other null is an error.
+    """
+
+    groups: Mapping[str, Sequence[str]]
+    label: str = "label"
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column read, once each, in first-use order."""
+        return list(dict.fromkeys(c for cols in self.groups.values() for c in cols))
+
+
+@dataclass(frozen=True)
+class Group:
+    """How one feature group becomes arrays: its columns, kind (label, float, int, list) and list length."""
+
+    name: str
+    columns: tuple[str, ...]
+    kind: str
+    length: int = 0  # list groups: the padded length L
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The groups of `Features` resolved against the data's schema."""
+
+    groups: tuple[Group, ...]
+
+    @property
+    def keys(self) -> list[str]:
+        """The batch keys, in the order of the arrays `to_arrays` returns."""
+        return [
+            k for g in self.groups for k in ((g.name, f"{g.name}_lengths") if g.kind == "list" else (g.name,))
+        ]
+
+
+def column_kind(field: pa.Field, where: str) -> str:
+    """float, int or list (of integers), or a clear error for anything a model cannot take."""
+    t = field.type
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+        return "int"
+    if (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_integer(t.value_type):
+        return "list"
+    raise ValueError(
+        f"{where}: column {field.name!r} holds {t}; the connector serves numbers and lists of ids "
+        "(turn text into ids in the RecDP pipeline: categorify or hash_mod)"
+    )
+
+
+def layout(url: str, features: Features, units: list[Unit]) -> Layout:
+    """Resolve `features` against the schema of the data at `url` (and its longest lists)."""
+    fs, _ = fsspec.core.url_to_fs(url)
+    with fs.open(units[0].path, "rb") as f:
+        schema = pq.read_schema(f)
+    groups = []
+    for name, columns in features.groups.items():
+        missing = [c for c in columns if c not in schema.names]
+        if missing:
+            raise ValueError(f"connector: group {name!r} needs columns {missing}, which {url} does not have")
+        kinds = {column_kind(schema.field(c), f"connector: group {name!r}") for c in columns}
+        if name == features.label:
+            if kinds - {"float", "int"}:
+                raise ValueError(
+                    f"connector: the label group {name!r} must hold numbers, got {sorted(kinds)}"
+                )
+            kind = "label"
+        elif len(kinds) > 1:
+            raise ValueError(f"connector: group {name!r} mixes {sorted(kinds)} columns {list(columns)}")
+        else:
+            kind = kinds.pop() if kinds else "float"
+        length = longest_list(fs, units, list(columns)) if kind == "list" else 0
+        groups.append(Group(name, tuple(columns), kind, length))
+    return Layout(tuple(groups))
+
+
+def longest_list(fs, units: list[Unit], columns: list[str]) -> int:
+    """The longest list in `columns` over every file (reads those columns only)."""
+    longest = 0
+    for path in dict.fromkeys(u.path for u in units):
+        with fs.open(path, "rb") as f:
+            table = pq.read_table(f, columns=columns)
+        for c in columns:
+            lengths = pc.list_value_length(table.column(c))
+            longest = max(longest, pc.max(lengths).as_py() or 0)
+    return max(longest, 1)  # a group of empty lists still has a slot
 
 
 def list_units(url: str) -> list[Unit]:
@@ -115,22 +200,47 @@ def count_batches(ranges: list[tuple[int, int]], batch_size: int, shuffle: bool,
     return rows // batch_size if drop_last else -(-rows // batch_size)
 
 
-def to_arrays(table: pa.Table, features: Features, where: str) -> Arrays:
-    """(dense float32 [n, d], sparse int64 [n, s], label float32 [n]) from a table's columns."""
-    for name in features.columns:
-        if table.column(name).null_count:
-            raise ValueError(
-                f"{where}: column {name!r} has {table.column(name).null_count} nulls; "
-                "the connector reads processed data (fill nulls in the RecDP pipeline)"
-            )
+def to_arrays(table: pa.Table, layout: Layout, where: str) -> Arrays:
+    """The arrays of each group (see `Features` for shapes), in `layout.keys` order, with no per-row Python."""
     n = table.num_rows
-    dense = np.empty((n, len(features.dense)), np.float32)
-    for j, name in enumerate(features.dense):
-        dense[:, j] = table.column(name).to_numpy()
-    sparse = np.empty((n, len(features.sparse)), np.int64)
-    for j, name in enumerate(features.sparse):
-        sparse[:, j] = table.column(name).to_numpy()
-    return dense, sparse, table.column(features.label).to_numpy().astype(np.float32)
+    out: list[np.ndarray] = []
+    for group in layout.groups:
+        for name in group.columns:
+            column = table.column(name)
+            if column.null_count and group.kind != "list":
+                raise ValueError(
+                    f"{where}: column {name!r} has {column.null_count} nulls; "
+                    "the connector reads processed data (fill nulls in the RecDP pipeline)"
+                )
+        if group.kind == "list":
+            ids = np.zeros((n, len(group.columns), group.length), np.int64)
+            lengths = np.empty((n, len(group.columns)), np.int64)
+            for j, name in enumerate(group.columns):
+                lengths[:, j] = pad_lists(table.column(name), ids[:, j], f"{where}: column {name!r}")
+            out += [ids, lengths]
+            continue
+        dtype = np.int64 if group.kind == "int" else np.float32
+        array = np.empty((n, len(group.columns)), dtype)
+        for j, name in enumerate(group.columns):
+            array[:, j] = table.column(name).to_numpy()
+        out.append(array[:, 0] if group.kind == "label" and len(group.columns) == 1 else array)
+    return tuple(out)
+
+
+def pad_lists(column: pa.ChunkedArray, out: np.ndarray, where: str) -> np.ndarray:
+    """Write each row's list into `out` [n, L] from the left (the rest stays 0); return the lengths."""
+    lists = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy().astype(np.int64)
+    values = pc.list_flatten(lists)
+    if values.null_count:
+        raise ValueError(f"{where} has {values.null_count} null list elements; expected ids")
+    if lengths.max(initial=0) > out.shape[1]:
+        raise ValueError(f"{where} has a list of {lengths.max()} items; the batch holds {out.shape[1]}")
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    starts = np.cumsum(lengths) - lengths
+    position = np.arange(len(rows)) - np.repeat(starts, lengths)
+    out[rows, position] = values.to_numpy(zero_copy_only=False)
+    return lengths
 
 
 class _Failed:
@@ -183,7 +293,7 @@ def in_order(chunks: Iterator[Arrays], batch_size: int, drop_last: bool) -> Iter
     carry: list[Arrays] = []
     carried = 0
     for chunk in chunks:
-        n, at = len(chunk[2]), 0
+        n, at = len(chunk[0]), 0
         if carried:  # complete the batch begun by earlier chunks
             at = min(batch_size - carried, n)
             carry.append(tuple(a[:at] for a in chunk))
@@ -209,7 +319,7 @@ def shuffled(
     n = 0
     target = max(buffer_rows, batch_size)
     for chunk in chunks:
-        m = len(chunk[2])
+        m = len(chunk[0])
         if buffer is None:
             buffer = [np.empty((target + m, *a.shape[1:]), a.dtype) for a in chunk]
         elif n + m > len(buffer[0]):
@@ -266,6 +376,7 @@ class ParquetBatches(IterableDataset):
         self.shuffle_buffer, self.depth = shuffle_buffer, read_ahead
         self.units = list_units(url)
         self.rows = sum(u.rows for u in self.units)
+        self.layout = layout(url, features, self.units)
         self.epoch = 0
 
     def plan(self) -> list[list[tuple[int, int]]]:
@@ -301,7 +412,7 @@ class ParquetBatches(IterableDataset):
                     last = (i, files[unit.path].read_row_group(unit.group, columns=self.features.columns))
                 stop = min(b, starts[i + 1])
                 piece = last[1].slice(a - starts[i], stop - a)
-                yield to_arrays(piece, self.features, f"{unit.path} (row group {unit.group})")
+                yield to_arrays(piece, self.layout, f"{unit.path} (row group {unit.group})")
                 a, i = stop, i + 1
 
     def __iter__(self) -> Iterator[Batch]:
@@ -314,8 +425,9 @@ class ParquetBatches(IterableDataset):
             batches = shuffled(chunks, self.batch_size, self.shuffle_buffer, rng, self.drop_last)
         else:
             batches = in_order(chunks, self.batch_size, self.drop_last)
-        for dense, sparse, label in batches:
-            yield torch.from_numpy(dense), torch.from_numpy(sparse), torch.from_numpy(label)
+        keys = self.layout.keys
+        for arrays in batches:
+            yield {k: torch.from_numpy(a) for k, a in zip(keys, arrays, strict=True)}
 
 
 class Loader:
