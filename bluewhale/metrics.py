@@ -25,6 +25,9 @@ class Context:
     positive_rate: float | None = None  # the training positive rate, for RCE
 
 
+NO_CONTEXT = Context()
+
+
 @dataclass(frozen=True)
 class Metric:
     fn: Callable[[np.ndarray, np.ndarray, Context], float]
@@ -32,17 +35,17 @@ class Metric:
     needs: str | None = None  # the Context field it cannot do without
 
 
-def auc(labels: np.ndarray, scores: np.ndarray, context: Context = Context()) -> float:
+def auc(labels: np.ndarray, scores: np.ndarray, context: Context = NO_CONTEXT) -> float:
     """Area under the ROC curve."""
     return float(roc_auc_score(labels, scores))
 
 
-def logloss(labels: np.ndarray, scores: np.ndarray, context: Context = Context()) -> float:
+def logloss(labels: np.ndarray, scores: np.ndarray, context: Context = NO_CONTEXT) -> float:
     """Mean binary cross entropy, natural log."""
     return float(log_loss(labels, np.clip(scores, EPS, 1 - EPS), labels=[0, 1]))
 
 
-def average_precision(labels: np.ndarray, scores: np.ndarray, context: Context = Context()) -> float:
+def average_precision(labels: np.ndarray, scores: np.ndarray, context: Context = NO_CONTEXT) -> float:
     """Average precision (area under the precision-recall curve, as the RecSys 2021 challenge scored it)."""
     return float(average_precision_score(labels, scores))
 
