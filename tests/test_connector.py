@@ -12,7 +12,7 @@ import torch
 from bluewhale.connector import Features, make_loader
 from bluewhale.connector.reader import shard_ranges
 
-FEATURES = Features(label="label", dense=("I1", "I2"), sparse=("C1", "C2", "C3"))
+FEATURES = Features({"label": ("label",), "dense": ("I1", "I2"), "sparse": ("C1", "C2", "C3")})
 ROWS = 1000
 
 
@@ -45,7 +45,8 @@ def parts(tmp_path_factory):
 def ids_of(batches) -> list[int]:
     """The row ids of a pass, after checking that every row's columns belong together."""
     ids = []
-    for dense, sparse, label in batches:
+    for batch in batches:
+        dense, sparse, label = batch["dense"], batch["sparse"], batch["label"]
         assert dense.dtype == torch.float32 and sparse.dtype == torch.int64 and label.dtype == torch.float32
         assert dense.shape == (len(label), 2) and sparse.shape == (len(label), 3)
         row = sparse[:, 0]
@@ -96,7 +97,7 @@ def test_scoring_order_is_file_order_even_with_workers(parts):
         loader = make_loader(str(parts), FEATURES, 48, shuffle=False, num_workers=workers)
         batches = list(loader)
         assert ids_of(batches) == list(range(ROWS))
-        assert [len(b[2]) for b in batches] == [48] * (ROWS // 48) + [ROWS % 48]
+        assert [len(b["label"]) for b in batches] == [48] * (ROWS // 48) + [ROWS % 48]
 
 
 def test_shuffle_is_seeded_and_differs_between_epochs(parts):
@@ -132,7 +133,7 @@ def test_drop_last_gives_full_batches_and_the_same_steps_on_every_rank(parts):
                 num_workers=workers,
             )
             batches = list(loader)
-            assert all(len(b[2]) == 40 for b in batches)
+            assert all(len(b["label"]) == 40 for b in batches)
             steps.append(len(batches))
             seen.update(ids_of(batches))
         assert len(set(steps)) == 1  # torch.distributed ranks must make the same number of steps
@@ -170,3 +171,42 @@ def test_nulls_are_reported_with_file_and_column(tmp_path):
         list(make_loader(str(tmp_path), FEATURES, 10))
     with pytest.raises(FileNotFoundError, match="no parquet files"):
         make_loader(str(tmp_path / "missing"), FEATURES, 4)
+
+
+def test_list_columns_come_padded_with_their_lengths_and_other_groups_as_asked(tmp_path):
+    """Histories: lists of ids padded on the right to the longest list, lengths beside them; several
+    label columns make a [B, T] label; a column may serve two groups."""
+    table = pa.table(
+        {
+            "y1": [1, 0, 1],
+            "y2": [0.0, 1.0, 0.0],
+            "item": [7, 8, 9],
+            "hist_item": pa.array([[1, 2], [], None], pa.list_(pa.int32())),
+            "hist_cat": pa.array([[3, 4], [], [5]], pa.list_(pa.int64())),
+        }
+    )
+    pq.write_table(table, tmp_path / "part-0.parquet")
+    groups = {
+        "label": ("y1", "y2"),
+        "item": ("item",),
+        "history": ("hist_item", "hist_cat"),
+        "also": ("item",),
+    }
+    [batch] = list(make_loader(str(tmp_path), Features(groups), 8))
+    assert set(batch) == {"label", "item", "history", "history_lengths", "also"}
+    assert batch["label"].tolist() == [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]
+    assert batch["item"].dtype == torch.int64 and batch["item"].tolist() == [[7], [8], [9]]
+    assert torch.equal(batch["also"], batch["item"])
+    assert batch["history"].shape == (3, 2, 2)  # rows, columns, the longest list
+    assert batch["history"].tolist() == [[[1, 2], [3, 4]], [[0, 0], [0, 0]], [[0, 0], [5, 0]]]
+    assert batch["history_lengths"].tolist() == [[2, 2], [0, 0], [0, 1]]  # a null list is empty
+
+
+def test_a_text_column_or_a_mixed_group_is_refused_naming_it(tmp_path):
+    pq.write_table(pa.table({"label": [1], "name": ["x"], "f": [0.5], "i": [1]}), tmp_path / "p.parquet")
+    with pytest.raises(ValueError, match="'name' holds string.*categorify"):
+        make_loader(str(tmp_path), Features({"label": ("label",), "text": ("name",)}), 8)
+    with pytest.raises(ValueError, match="group 'mixed' mixes"):
+        make_loader(str(tmp_path), Features({"label": ("label",), "mixed": ("f", "i")}), 8)
+    with pytest.raises(ValueError, match=r"group 'x' needs columns \['nope'\]"):
+        make_loader(str(tmp_path), Features({"label": ("label",), "x": ("nope",)}), 8)

@@ -186,7 +186,10 @@ def test_the_cache_refuses_an_object_store_root(tmp_path):
 def test_features_from_pandas_keep_their_dtypes(tmp_path):
     frame = pd.DataFrame({"label": [0, 1], "I1": [0.5, 1.5], "C1": np.array([3, 4], np.int32)})
     data = convert(frame, Cache(tmp_path))
-    [(dense, sparse, label)] = list(
-        Connector(str(tmp_path)).loader(data, Features("label", ("I1",), ("C1",)), 8, False)
+    [batch] = list(
+        Connector(str(tmp_path)).loader(
+            data, Features({"label": ["label"], "dense": ["I1"], "sparse": ["C1"]}), 8, False
+        )
     )
-    assert dense.tolist() == [[0.5], [1.5]] and sparse.tolist() == [[3], [4]] and label.tolist() == [0.0, 1.0]
+    assert batch["dense"].tolist() == [[0.5], [1.5]] and batch["sparse"].tolist() == [[3], [4]]
+    assert batch["label"].tolist() == [0.0, 1.0]

@@ -3,16 +3,28 @@
 import torch
 
 from bluewhale.model.dlrm import DLRM
+from bluewhale.model.inputs import Input
 from bluewhale.train.trainer import optimizers
 
 
+def inputs(dense: int, cardinalities: list[int], tasks: int = 1) -> dict[str, Input]:
+    return {
+        "label": Input(tuple(f"y{t}" for t in range(tasks)), "label"),
+        "dense": Input(tuple(f"I{i}" for i in range(dense)), "float"),
+        "sparse": Input(tuple(f"C{i}" for i in range(len(cardinalities))), "int", tuple(cardinalities)),
+    }
+
+
 def test_scores_a_batch_and_touches_only_the_embedding_rows_it_used():
-    model = DLRM(num_dense=3, cardinalities=[5, 7], embedding_dim=4, bottom_mlp=[8], top_mlp=[8])
-    dense, sparse = torch.randn(6, 3), torch.tensor([[0, 1], [1, 2], [4, 6], [0, 0], [1, 1], [2, 3]])
-    logits = model(dense, sparse)
+    model = DLRM(inputs(3, [5, 7]), embedding_dim=4, bottom_mlp=[8], top_mlp=[8])
+    batch = {
+        "dense": torch.randn(6, 3),
+        "sparse": torch.tensor([[0, 1], [1, 2], [4, 6], [0, 0], [1, 1], [2, 3]]),
+    }
+    logits = model(batch)
     assert logits.shape == (6,)
     logits.sum().backward()
-    grad = model.embedding.weight.grad
+    grad = model.tables.embedding.weight.grad
     assert grad.is_sparse
     used = {0, 1, 2, 4} | {5 + i for i in (0, 1, 2, 3, 6)}  # second table starts at row 5
     assert set(grad.coalesce().indices()[0].tolist()) == used
@@ -21,7 +33,14 @@ def test_scores_a_batch_and_touches_only_the_embedding_rows_it_used():
 
 
 def test_the_same_feature_value_in_two_tables_gets_two_different_vectors():
-    model = DLRM(num_dense=1, cardinalities=[3, 3], embedding_dim=2, bottom_mlp=[], top_mlp=[])
-    ids = torch.tensor([[1, 1]]) + model.offsets
-    first, second = model.embedding(ids)[0]
+    model = DLRM(inputs(1, [3, 3]), embedding_dim=2, bottom_mlp=[], top_mlp=[])
+    first, second = model.tables(torch.tensor([[1, 1]]))[0]
     assert not torch.equal(first, second)
+
+
+def test_without_dense_features_and_with_several_tasks():
+    """No dense group (MovieLens, Amazon): interactions among embeddings only; T labels give [B, T]."""
+    model = DLRM(inputs(0, [4, 5, 6], tasks=3), embedding_dim=4, bottom_mlp=[8], top_mlp=[8])
+    assert model.bottom is None
+    logits = model({"dense": torch.zeros(2, 0), "sparse": torch.tensor([[1, 2, 3], [0, 4, 5]])})
+    assert logits.shape == (2, 3)
