@@ -29,6 +29,12 @@ SPARSE = tuple(f"C{i}" for i in range(1, 27))
 BATCH = 1024
 
 
+def _features():
+    from bluewhale.connector.reader import Features
+
+    return Features({"label": ("label",), "dense": DENSE, "sparse": SPARSE})
+
+
 def processed_like(rows: int, seed: int = 0) -> tuple[pa.Table, list[int]]:
     """A table shaped like RecDP's Criteo output: label, 13 log1p floats, 26 categorified int32 ids."""
     rng = np.random.default_rng(seed)
@@ -48,17 +54,15 @@ def timed(fn) -> tuple[float, object]:
 
 
 def loader_rate(loader) -> float:
-    seconds, rows = timed(lambda: sum(len(label) for _, _, label in loader))
+    seconds, rows = timed(lambda: sum(len(batch["label"]) for batch in loader))
     return rows / seconds
 
 
 def petastorm_rate(url: str) -> float:
     """Petastorm's make_batch_reader through bluewhale's petastorm backend (this runs inside .venv-petastorm)."""
     from bluewhale.connector.petastorm import PetastormConnector
-    from bluewhale.connector.reader import Features
-
     loader = PetastormConnector(cache_dir="unused").loader(
-        url, Features("label", DENSE, SPARSE), BATCH, train=True, rank=0, world_size=1
+        url, _features(), BATCH, train=True, rank=0, world_size=1
     )
     return loader_rate(loader)
 
@@ -71,7 +75,10 @@ def in_memory(table: pa.Table, steps: int) -> list:
     sparse = torch.from_numpy(np.stack([table.column(c).to_numpy() for c in SPARSE], 1).astype(np.int64))
     label = torch.from_numpy(table.column("label").to_numpy().astype(np.float32))
     n = min(steps * BATCH, len(label))
-    return [(dense[i : i + BATCH], sparse[i : i + BATCH], label[i : i + BATCH]) for i in range(0, n, BATCH)]
+    return [
+        {"dense": dense[i : i + BATCH], "sparse": sparse[i : i + BATCH], "label": label[i : i + BATCH]}
+        for i in range(0, n, BATCH)
+    ]
 
 
 def dlrm_rate(batches, cards: list[int], steps: int) -> float:
@@ -79,10 +86,16 @@ def dlrm_rate(batches, cards: list[int], steps: int) -> float:
     import torch
 
     from bluewhale.model.dlrm import DLRM
+    from bluewhale.model.inputs import Input
     from bluewhale.train.trainer import fit
 
     torch.manual_seed(0)
-    model = DLRM(len(DENSE), cards)
+    inputs = {
+        "label": Input(("label",), "label"),
+        "dense": Input(DENSE, "float"),
+        "sparse": Input(SPARSE, "int", tuple(cards)),
+    }
+    model = DLRM(inputs)
     warm = [next(iter(batches))] * 3
     fit(model, warm, 1, 0.003, progress=False)  # first-step allocations out of the timing
     return fit(model, itertools.islice(batches, steps), 1, 0.003, progress=False).samples_per_s
@@ -104,10 +117,9 @@ def main() -> None:
         return
 
     from bluewhale.connector import Cache, convert, make_loader
-    from bluewhale.connector.reader import Features
 
     table, cards = processed_like(args.rows)
-    features = Features("label", DENSE, SPARSE)
+    features = _features()
     results: dict[str, float] = {"rows": args.rows, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         cache = Cache(tmp)

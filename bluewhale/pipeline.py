@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bluewhale import recdp, tracking
 from bluewhale.connector import Connector, Loader
+from bluewhale.dataset import build as build_dataset
 from bluewhale.metrics import METRICS, check_metrics, score
 from bluewhale.metrics import Context as MetricContext
 from bluewhale.model.inputs import Input, check_inputs, resolve_inputs
@@ -246,7 +247,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         raise ValueError(
             "advisor.dry_run=true needs a sweep: bluewhale -m advisor=sigopt advisor.dry_run=true"
         )
-    ctx = Context(cfg=cfg, dataset=instantiate(cfg.dataset))
+    ctx = Context(cfg=cfg, dataset=build_dataset(cfg.dataset))
     check_experiment(cfg, ctx.dataset)
     if cfg.cluster.threads:
         torch.set_num_threads(cfg.cluster.threads)

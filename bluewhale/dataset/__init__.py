@@ -7,7 +7,12 @@ A data set (built by `dataset=<name>`) offers what the `process` stage uses:
   input file: the processing cache's input key);
 - `read() -> (pyarrow.Table, BadRows)`: rows in file order; malformed rows stop the read with
   `file:line: reason` (`bad_rows=error`) or are dropped and counted (`bad_rows=skip`);
-- `side_tables() -> {name: pyarrow.Table}` to join, and `planted_probability()` (None for real data).
+- `side_tables() -> {name: pyarrow.Table}` to join, and `planted_probability()` (None for real data);
+- `planted_keys`: a tuple of raw column names (default `()`); every engine writes, after each processed
+  split's data columns and its hidden `__row` (input row) and `__sub` (0, or k for a k-th negative
+  sample), a hidden column `__key_<c>` per name holding column `c` as read, before any op (a negative's
+  keys of its item and item columns are the sampled item's); a planted twin uses them to find each row's
+  planted truth.
 Times are int64 numbers since 1970 (seconds, or milliseconds where the format has them).
 
 Engines: pandas calls `read()`; Modin's workers read a `CriteoFile` in byte ranges (`chunks()`,
@@ -16,3 +21,22 @@ Engines: pandas calls `read()`; Modin's workers read a `CriteoFile` in byte rang
 attribute), messages and line numbers; any other data set is read with `read()` on the driver and handed
 to Spark. Either way rows keep file order.
 """
+
+from __future__ import annotations
+
+import logging
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def build(cfg: DictConfig):
+    """The data set `cfg` (the `dataset` group) names: its reader over `dataset.path`, or, where the
+    path is not set and the member names a planted `twin`, that twin (a recipe runs with no download)."""
+    twin = cfg.get("twin")
+    if twin is not None and cfg.get("path") is None:
+        log.info("dataset.path is not set: running on the planted twin %s (dataset.twin)", twin["_target_"])
+        return instantiate(twin)
+    return instantiate(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "twin"]))

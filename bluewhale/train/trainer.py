@@ -15,7 +15,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable, Sized
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,7 +79,7 @@ def lr_factor(step: int, total: int, warmup_steps: int, schedule: str) -> float:
 
 def fit(
     model: nn.Module,
-    batches: Sized,
+    batches: Iterable[Batch],
     epochs: int,
     lr: float,
     *,
@@ -93,8 +93,10 @@ def fit(
     """Train `model` in place for up to `epochs` passes over `batches` (iterable again each epoch)."""
     if schedule not in SCHEDULES:
         raise ValueError(f"train.schedule: expected one of {SCHEDULES}, got {schedule!r}")
+    if schedule == "cosine" and not isinstance(batches, Sized):
+        raise ValueError("train.schedule=cosine needs batches that know their length")
     opts = optimizers(model, lr)
-    total = epochs * len(batches)
+    total = epochs * len(batches) if isinstance(batches, Sized) else 0
     schedulers = [
         torch.optim.lr_scheduler.LambdaLR(o, lambda s: lr_factor(s, total, warmup_steps, schedule))
         for o in opts
