@@ -4,12 +4,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from bluewhale.dataset.amazon_books import AmazonBooks
 from bluewhale.dataset.badrows import BadRowError
-from bluewhale.dataset.synthetic_amazon_books import SyntheticAmazonBooks
+from bluewhale.dataset.planted import keys_table
+from bluewhale.dataset.synthetic_amazon_books import LOYALTY, SyntheticAmazonBooks
 
 
 def review(user="A2SUAM1J3GNN3B", asin="0000013714", overall=5.0, time=1252800000, **extra) -> str:
@@ -148,7 +151,7 @@ def test_needs_a_folder_with_both_files(tmp_path):
 
 
 @pytest.mark.parametrize("meta_format", ["literal", "json"])
-def test_planted_twin_is_five_core_and_its_pair_signal_is_known(tmp_path, meta_format):
+def test_planted_twin_is_five_core_in_the_published_formats(tmp_path, meta_format):
     data = SyntheticAmazonBooks(rows=3000, seed=0, dir=str(tmp_path), meta_format=meta_format)
     data.prepare()
     first_meta = data.meta_path.read_text().splitlines()[0]
@@ -160,12 +163,111 @@ def test_planted_twin_is_five_core_and_its_pair_signal_is_known(tmp_path, meta_f
     times = table.column("unixReviewTime").cast("int64").to_pandas()
     assert times.groupby(users).apply(lambda t: t.is_monotonic_increasing).all()
     assert 0 < table.column("category").null_count < table.num_rows  # some items have no categories
+    assert data.planted_keys == ("reviewerID", "asin") and data.planted_probability() is None
 
-    items = table.column("asin").to_pylist()
-    catalogue = data.side_tables()["meta"].column("asin").to_pylist()
-    negatives = [catalogue[k] for k in np.random.default_rng(1).integers(0, len(catalogue), len(items))]
-    score = data.planted_pair_probability(users.tolist() * 2, items + negatives)
-    assert 0.75 < roc_auc_score([1] * len(items) + [0] * len(items), score) < 0.97
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory):
+    data = SyntheticAmazonBooks(rows=4000, seed=0, dir=str(tmp_path_factory.mktemp("amazon")))
+    table, _ = data.read()
+    return data, table, data.truth()
+
+
+def pair_probability(truth: dict, row: int, asin: str, negatives: int = 1) -> float:
+    """The planted pair probability written out from the generator's truth, one pair at a time."""
+    item = list(truth["asins"]).index(asin)
+    interest = truth["row_interest"][row]  # the reviewer's true interest when writing review `row`
+    share = LOYALTY * (truth["item_category"][item] == interest) + (1 - LOYALTY) / len(truth["categories"])
+    p = share * truth["within"][item]
+    items = len(set(truth["row_item"].tolist()))
+    return p / (p + negatives * (1 - p) / (items - 1))
+
+
+def test_planted_scores_reviews_and_negatives_from_the_true_interest(twin):
+    data, table, truth = twin
+    rows = [0, 0, 7, 7, 1234, 3999]
+    subs = [0, 1, 0, 1, 0, 0]
+    asins = table.column("asin").to_pylist()
+    negative = {1: truth["asins"][5], 3: asins[1234]}  # any item, even one another user reviewed
+    values = [negative.get(k, asins[r]) for k, r in enumerate(rows)]
+    keys = keys_table(table, data.planted_keys, rows, subs, {"asin": values})
+    got = data.planted(keys)
+    assert got.dtype == np.float64 and got.shape == (6,)
+    assert got == pytest.approx([pair_probability(truth, r, a) for r, a in zip(rows, values, strict=True)])
+    # the truth is the reviews': each review's category is its writer's interest of the moment mostly
+    assert (truth["item_category"][truth["row_item"]] == truth["row_interest"]).mean() == pytest.approx(
+        LOYALTY + (1 - LOYALTY) / len(truth["categories"]), abs=0.03
+    )
+    # two negatives per review: the same p weighed against twice the chance of a negative
+    keys = keys_table(
+        table, data.planted_keys, [7, 7, 7], [0, 1, 2], {"asin": [asins[7], asins[1234], asins[9]]}
+    )
+    assert data.planted(keys) == pytest.approx(
+        [pair_probability(truth, 7, a, 2) for a in [asins[7], asins[1234], asins[9]]]
+    )
+
+
+def test_planted_refuses_keys_it_cannot_map(twin):
+    data, table, _ = twin
+    good = keys_table(table, data.planted_keys, [3, 4])
+    with pytest.raises(ValueError, match=r"keys row 1 has __row=4000, but the twin wrote 4000 rows"):
+        data.planted(
+            keys_table(table, data.planted_keys, [3, 3999]).set_column(0, "__row", pa.array([3, 4000]))
+        )
+    with pytest.raises(
+        ValueError, match=r"keys row 0 has __key_asin='B000000000', which the twin never wrote"
+    ):
+        data.planted(good.set_column(3, "__key_asin", pa.array(["B000000000", "B000000000"])))
+    user = table.column("reviewerID")[3].as_py()
+    other = next(u for u in table.column("reviewerID").to_pylist() if u != user)
+    with pytest.raises(
+        ValueError,
+        match=rf"keys row 0 says __key_reviewerID='{other}', but input row 3 has reviewerID='{user}'",
+    ):
+        data.planted(good.set_column(2, "__key_reviewerID", pa.array([other, user])))
+    asins = table.column("asin").to_pylist()
+    wrong = next(a for a in asins if a != asins[4])
+    with pytest.raises(ValueError, match=r"keys row 1 is input row 4 itself \(__sub=0\) but says __key_asin"):
+        data.planted(good.set_column(3, "__key_asin", pa.array([asins[3], wrong])))
+    with pytest.raises(ValueError, match=r"the keys table has no __key_asin column"):
+        data.planted(good.drop_columns(["__key_asin"]))
+    with pytest.raises(ValueError, match=r"keys row 1 has a null __row"):
+        data.planted(good.set_column(0, "__row", pa.array([3, None], pa.int64())))
+
+
+def test_interests_drift_so_the_current_one_beats_the_favourite(twin):
+    """The planted signal DIEN is for: a score from the true interest of the moment ranks real reviews
+    above uniform negatives clearly better than one from the user's overall favourite category, and the
+    category of the user's previous review (what a history shows) beats the favourite on later reviews."""
+    data, table, truth = twin
+    n = table.num_rows
+    user, item = truth["row_user"], truth["row_item"]
+    category = truth["item_category"][item]
+    favourite = pd.Series(category).groupby(user).agg(lambda c: c.value_counts().index[0]).to_numpy()[user]
+    first = np.r_[True, user[1:] != user[:-1]]
+    previous = np.where(first, favourite, np.r_[-1, category[:-1]])
+    assert (pd.Series(truth["row_interest"]).groupby(user).nunique() > 1).mean() > 0.5  # most users drift
+
+    negatives = np.random.default_rng(1).integers(0, len(truth["asins"]), n)
+    items, label = np.r_[item, negatives], np.r_[np.ones(n), np.zeros(n)]
+    both = np.r_[np.arange(n), np.arange(n)]
+    keys = keys_table(
+        table, data.planted_keys, both, np.r_[np.zeros(n), np.ones(n)], {"asin": truth["asins"][items]}
+    )
+    planted = data.planted(keys)
+
+    def auc(interest: np.ndarray, rows: np.ndarray) -> float:
+        score = data.item_probability(items, interest[both], truth)
+        return roc_auc_score(label[rows[both]], score[rows[both]])
+
+    every = np.ones(n, bool)
+    assert roc_auc_score(label, planted) == pytest.approx(
+        auc(truth["row_interest"], every)
+    )  # p(item | interest)
+    assert roc_auc_score(label, planted) > auc(favourite, every) + 0.05
+    position = np.arange(n) - np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    late = position >= 0.8 * np.bincount(user)[user]  # each user's last fifth: the time split's test rows
+    assert auc(previous, late) > auc(favourite, late) + 0.03
 
 
 @pytest.mark.parametrize("categories", [[None], [["Books", None]]])

@@ -20,6 +20,7 @@ import pyarrow.csv as pacsv
 
 from bluewhale.atomic import publish_atomically
 from bluewhale.dataset.criteo import COLUMNS, DENSE, SPARSE, CriteoFile
+from bluewhale.dataset.planted import positive_rows
 
 GENERATOR_VERSION = 1
 CLICK_RATE = 0.25
@@ -28,7 +29,9 @@ INTERACTING_PAIRS = [(0, 1), (2, 3), (4, 5), (0, 6)]  # indices into SPARSE
 
 
 class SyntheticCriteo(CriteoFile):
-    """Writes `<dir>/rows<N>_seed<S>/train.txt` once (and the planted probabilities beside it)."""
+    """Writes `<dir>/rows<N>_seed<S>_v<V>/train.txt` once (and the planted probabilities beside it)."""
+
+    planted_keys: tuple[str, ...] = ()  # a row's truth is found by its input row alone
 
     def __init__(self, rows: int, seed: int, dir: str, bad_rows: str = "error") -> None:
         if rows < 1000:
@@ -43,8 +46,14 @@ class SyntheticCriteo(CriteoFile):
                 write_planted_criteo(tmp, self.rows, self.seed)
 
     def planted_probability(self) -> np.ndarray:
+        """The true click probability of every row of `train.txt`, in file order."""
         self.prepare()
         return np.load(self.folder / "planted_probability.npy")
+
+    def planted(self, keys: pa.Table) -> np.ndarray:
+        """The true click probability of each row of `keys` (by `__row`; sampled negatives are refused)."""
+        truth = self.planted_probability()
+        return truth[positive_rows(keys, len(truth), "synthetic_criteo")].astype(np.float64)
 
 
 def write_planted_criteo(folder: Path, rows: int, seed: int) -> None:

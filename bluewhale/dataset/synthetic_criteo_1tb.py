@@ -5,15 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from bluewhale.atomic import publish_atomically
 from bluewhale.dataset.criteo_1tb import CriteoDays
+from bluewhale.dataset.planted import positive_rows
 from bluewhale.dataset.synthetic_criteo import GENERATOR_VERSION, write_planted_criteo
 
 
 class SyntheticCriteo1TB(CriteoDays):
     """Writes `<dir>/rows<N>_seed<S>_days<D>_v<V>/day_<24-D> … day_23` once: the last D days of the real
     set, so day_23 is the test day here too and a pipeline's split works on both unchanged."""
+
+    planted_keys: tuple[str, ...] = ()  # a row's truth is found by its input row (days in order) alone
 
     def __init__(self, rows: int, seed: int, dir: str, days: int = 3, bad_rows: str = "error") -> None:
         if rows < 1000:
@@ -33,6 +37,11 @@ class SyntheticCriteo1TB(CriteoDays):
         """The true click probability of every row, days in order."""
         self.prepare()
         return np.load(self.folder / "planted_probability.npy")
+
+    def planted(self, keys: pa.Table) -> np.ndarray:
+        """The true click probability of each row of `keys` (by `__row`; sampled negatives are refused)."""
+        truth = self.planted_probability()
+        return truth[positive_rows(keys, len(truth), "synthetic_criteo_1tb")].astype(np.float64)
 
 
 def write_planted_days(folder: Path, rows: int, seed: int, days: int) -> None:

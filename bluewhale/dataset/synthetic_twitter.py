@@ -10,9 +10,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from bluewhale.atomic import publish_atomically
-from bluewhale.dataset.planted import intercept_for_rate, sigmoid, zipf_choice
+from bluewhale.dataset.planted import intercept_for_rate, positive_rows, sigmoid, zipf_choice
 from bluewhale.dataset.twitter import SEPARATOR, TASKS, TWEET_TYPES, TwitterRecSys2021
 
 GENERATOR_VERSION = 1
@@ -23,6 +24,8 @@ START, END = 1_612_137_600, 1_614_556_800  # February 2021, the challenge's time
 
 class SyntheticTwitterRecSys2021(TwitterRecSys2021):
     """Writes `<dir>/rows<N>_seed<S>_v<V>/part-00000` once, with the planted probabilities beside it."""
+
+    planted_keys: tuple[str, ...] = ()  # a row's truth is found by its input row alone
 
     def __init__(self, rows: int, seed: int, dir: str, bad_rows: str = "error") -> None:
         if rows < 1000:
@@ -45,6 +48,13 @@ class SyntheticTwitterRecSys2021(TwitterRecSys2021):
     def planted_probability(self) -> np.ndarray:
         """The like task's true probability (the `label` task)."""
         return self.planted_probabilities()["like"]
+
+    def planted(self, keys: pa.Table) -> np.ndarray:
+        """[n, 4]: each task's true probability (columns in `labels` order: reply, retweet, quote, like)
+        for each row of `keys` (by `__row`; sampled negatives are refused)."""
+        self.prepare()
+        truth = np.load(self.folder / "planted_probability.npy")
+        return truth[positive_rows(keys, len(truth), "synthetic_twitter_recsys2021")].astype(np.float64)
 
 
 def _hex_ids(rng: np.random.Generator, n: int) -> np.ndarray:
