@@ -1,6 +1,7 @@
 """The SigOpt sweeper (`hydra/sweeper=sigopt`) on a tiny Hydra app with a known optimum: it finds it, reports
 failed and killed trials as failed observations and goes on, restarts a killed sweep without losing or
-repeating observations, and refuses bad recipes before any trial runs."""
+repeating observations, draws each suggestion from (seed, observation number), and refuses bad recipes before
+any trial runs."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy
 import pytest
 import yaml
+
+from hydra_plugins.hydra_sigopt_sweeper._optimizer import LiteOptimizer
 
 APP = str(Path(__file__).parent / "sigopt_app" / "app.py")
 
@@ -142,6 +146,83 @@ def test_a_killed_sweep_restarts_from_its_folder_without_losing_or_repeating_obs
     refused = sweep(folder, "hydra.sweeper.budget=8", "hydra.sweeper.parameters.x.max=0.5", check=False)
     assert refused.returncode != 0
     assert "holds observations of another recipe (parameters differ)" in refused.stderr
+
+
+# The app's recipe as SigOpt's experiment body: two doubles, one metric (its random start is the first 5).
+BODY = {
+    "name": "seeds",
+    "type": "offline",
+    "parameters": [
+        {"name": "x", "type": "double", "bounds": {"min": -1.0, "max": 1.0}},
+        {"name": "y", "type": "double", "bounds": {"min": -1.0, "max": 1.0}},
+    ],
+    "metrics": [{"name": "score", "objective": "maximize", "strategy": "optimize"}],
+    "observation_budget": 7,
+    "parallel_bandwidth": 1,
+}
+
+
+def lite_sweep(
+    seed: int | None, budget: int, journal: list[dict] | None = None, batch: int = 1
+) -> list[dict]:
+    """The lite optimizer's loop as the sweeper runs it, from a journal (a restart) or from nothing."""
+    observed = list(journal or [])
+    optimizer = LiteOptimizer(BODY, observed, seed)
+    while len(observed) < budget:
+        for suggestion in optimizer.ask(min(batch, budget - len(observed))):
+            values = {"score": score(suggestion.assignments["x"], suggestion.assignments["y"])}
+            optimizer.tell(suggestion, values)
+            # as the journal keeps it, and a restart reads it back
+            observed.append(
+                json.loads(
+                    json.dumps({"assignments": suggestion.assignments, "failed": False, "values": values})
+                )
+            )
+    return observed
+
+
+def points(observed: list[dict]) -> list[tuple[float, float]]:
+    return [(o["assignments"]["x"], o["assignments"]["y"]) for o in observed]
+
+
+def test_one_seed_repeats_its_suggestions_and_another_seed_shares_none_of_them():
+    """Random start and model-based suggestions alike. Seeding numpy with seed + observation number made
+    seed 1 replay seed 0 one place on (its first four random points were seed 0's second to fifth)."""
+    state = numpy.random.get_state()
+    seed0 = points(lite_sweep(0, 7))
+    assert points(lite_sweep(0, 7)) == seed0
+    for other in (1, 2, 12345):
+        assert not set(points(lite_sweep(other, 7))) & set(seed0), f"seed {other} repeats seed 0's points"
+    after = numpy.random.get_state()
+    assert after[0] == state[0] and (after[1] == state[1]).all() and after[2:] == state[2:], (
+        "the caller's numpy generator is left as it was"
+    )
+
+
+def test_a_restart_from_the_journal_suggests_what_the_uninterrupted_sweep_did():
+    """Observation n's suggestion depends on (seed, n) and the n observations before it, not on how many
+    times the sweeper process started; with two in flight it is the same in a batch as after a restart."""
+    whole = lite_sweep(3, 7)
+    assert points(lite_sweep(3, 7, journal=whole[:2])) == points(whole)  # restarted in the random start
+    assert points(lite_sweep(3, 7, journal=whole[:5])) == points(whole)  # and where the model takes over
+    batched = lite_sweep(3, 6, batch=2)
+    assert points(lite_sweep(3, 6, journal=batched[:4], batch=2)) == points(batched)
+
+
+@pytest.mark.slow
+def test_the_sweep_seed_sets_the_sweep_in_one_go_or_restarted_and_another_seed_changes_it(tmp_path):
+    """Through Hydra and the sweep folder: `hydra.sweeper.seed` (advisor.seed in bluewhale)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "c").mkdir()
+    sweep(tmp_path / "a" / "sweep", "hydra.sweeper.budget=7", "hydra.sweeper.seed=5")
+    sweep(tmp_path / "b" / "sweep", "hydra.sweeper.budget=3", "hydra.sweeper.seed=5")  # stopped early...
+    sweep(tmp_path / "b" / "sweep", "hydra.sweeper.budget=7", "hydra.sweeper.seed=5")  # ...and restarted
+    sweep(tmp_path / "c" / "sweep", "hydra.sweeper.budget=7", "hydra.sweeper.seed=6")
+    one, restarted, other = (points(journal(tmp_path / f / "sweep")) for f in "abc")
+    assert len(one) == 7 and restarted == one
+    assert not set(other) & set(one)
+    assert points(lite_sweep(5, 7)) == one, "the sweeper's suggestions are the optimizer's, seed for seed"
 
 
 @pytest.mark.parametrize(

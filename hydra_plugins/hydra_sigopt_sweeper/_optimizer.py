@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,27 @@ class Suggestion:
 
 def _values(values: dict[str, float]) -> list[dict[str, Any]]:
     return [{"name": name, "value": value} for name, value in values.items()]
+
+
+@contextmanager
+def seeded_global_numpy(seed: int | None, number: int) -> Iterator[None]:
+    """Run a block with numpy's global generator (all libsigopt draws from) seeded from `(seed, number)`.
+
+    The state comes from `SeedSequence([seed, number])`, so each observation number of each seed gets its own
+    independent stream: seed 1 does not replay seed 0 a few places on, and observation n of a seed is the same
+    however the sweep got there (in one go, or restarted from its journal). The caller's global state is put
+    back afterwards. With no seed the block draws from the global generator as it is (fresh each process).
+    """
+    if seed is None:
+        yield
+        return
+    saved = numpy.random.get_state()
+    sequence = numpy.random.SeedSequence([int(seed) % 2**64, number])  # SeedSequence takes non-negative words
+    numpy.random.set_state(numpy.random.RandomState(numpy.random.MT19937(sequence)).get_state())
+    try:
+        yield
+    finally:
+        numpy.random.set_state(saved)
 
 
 class LiteOptimizer:
@@ -61,14 +84,14 @@ class LiteOptimizer:
         return conn.experiments(experiment.id)
 
     def ask(self, count: int) -> list[Suggestion]:
-        if self.seed is not None:  # libsigopt draws from numpy's global generator
-            numpy.random.seed((self.seed + len(self.history)) % 2**32)
         # one BLAS thread: the model's small solves get slower, not faster, with more (measured 6x on 2 cores)
         with threadpool_limits(1):
             experiment = self._experiment()
             out = []
             for i in range(count):
-                suggestion = experiment.suggestions().create()
+                # libsigopt draws from numpy's global generator: seed it per suggestion, by observation number
+                with seeded_global_numpy(self.seed, len(self.history) + i):
+                    suggestion = experiment.suggestions().create()
                 out.append(Suggestion(suggestion.id, dict(suggestion.assignments)))
                 if i < count - 1:
                     experiment.observations().create(suggestion=suggestion.id, failed=True)
