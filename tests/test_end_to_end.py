@@ -59,10 +59,12 @@ def test_model_loaded_back_from_mlflow_scores_the_same(default_run):
     _, first, _ = default_run
     model = mlflow.pytorch.load_model(f"runs:/{first.info.run_id}/model")
     test = pq.read_table(f"{first.data.tags['bluewhale.processed_path']}/test.parquet")
-    dense = torch.tensor(np.stack([test.column(f"I{i}").to_numpy() for i in range(1, 14)], 1))
-    sparse = torch.tensor(np.stack([test.column(f"C{i}").to_numpy() for i in range(1, 27)], 1)).long()
+    batch = {
+        "dense": torch.tensor(np.stack([test.column(f"I{i}").to_numpy() for i in range(1, 14)], 1)),
+        "sparse": torch.tensor(np.stack([test.column(f"C{i}").to_numpy() for i in range(1, 27)], 1)).long(),
+    }
     with torch.no_grad():
-        scores = torch.sigmoid(model.eval()(dense, sparse)).numpy()
+        scores = torch.sigmoid(model.eval()(batch)).numpy()
     auc = roc_auc_score(test.column("label").to_numpy(), scores)
     assert auc == pytest.approx(first.data.metrics["test_auc"], abs=1e-6)
 
@@ -100,17 +102,30 @@ def test_broken_input_file_stops_with_its_line_or_is_skipped_and_counted(tmp_pat
     run_bluewhale(tmp_path, *args, "dataset.bad_rows=skip")
     run = runs(tmp_path)[0]
     assert run.data.metrics["bad_rows"] == 2
-    assert run.data.metrics["rows_train"] + run.data.metrics["rows_test"] == 2998
+    assert sum(run.data.metrics[f"rows_{split}"] for split in ("train", "valid", "test")) == 2998
     examples = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/bad_rows.json")["examples"]
     assert [line for line, _ in examples] == [1235, 2001]
     assert "optimal_test_auc" not in run.data.metrics  # real data has no planted optimum
 
 
-def test_a_valid_split_is_written_and_scored_next_to_test(tmp_path):
+def test_a_valid_split_is_written_scored_and_stops_training_early(tmp_path):
     run_bluewhale(
-        tmp_path, "dataset.rows=30000", "+recdp.split.valid_fraction=0.1", "tracking.log_model=false"
+        tmp_path,
+        "dataset.rows=30000",
+        "recdp.split.valid_fraction=0.1",
+        "train.epochs=20",
+        "train.patience=1",
+        "tracking.log_model=false",
     )
     (run,) = runs(tmp_path)
     metrics = run.data.metrics
     assert (metrics["rows_train"], metrics["rows_valid"], metrics["rows_test"]) == (22714, 3000, 4286)
-    assert metrics["valid_auc"] > 0.6 and metrics["test_auc"] > 0.6  # planted signal, learnt from train
+    # learnt from train: both held-out parts within reach of the planted optimum (small data: wide margin)
+    assert metrics["test_auc"] > metrics["optimal_test_auc"] - 0.06
+    assert metrics["valid_auc"] > metrics["optimal_test_auc"] - 0.06
+    # early stopping: fewer epochs than allowed, and the kept epoch is the best valid one
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "epoch_valid_auc")
+    assert metrics["epochs"] < 20 and len(history) == metrics["epochs"]
+    best = max(history, key=lambda m: m.value)
+    assert metrics["best_epoch"] == best.step and metrics["epochs"] == best.step + 1
+    assert metrics["valid_auc"] == pytest.approx(best.value, abs=1e-9)  # the best epoch's weights were kept
