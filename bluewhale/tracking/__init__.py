@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import tempfile
 import uuid
@@ -13,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # runs are offline; nothing phones home
 
@@ -28,18 +28,33 @@ log = logging.getLogger(__name__)
 
 SWEEP_FILE = "mlflow_sweep.json"  # in the sweep folder: the parent run every job links to
 ROLE, SWEEP_ID = "bluewhale.role", "bluewhale.sweep_id"
-SECRET_WORDS = ("token", "password", "secret", "api_key", "apikey")
+# matched in each part of a dotted key, lower-cased with separators dropped (api_key, api-key, apiKey, APIKEY)
+SECRET_WORDS = ("token", "password", "passwd", "secret", "apikey", "privatekey", "credential")
+# user:password@ in a URL's authority (up to its first / ? #), anywhere in a string; the password runs to the
+# authority's last @, so an unescaped @ in it is hidden too
+URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#]+@")
+
+
+def _secret_key(key: str) -> bool:
+    """Any part of the dotted key looks secret; `*_env` names the variable that holds a secret, not the secret."""
+    for part in str(key).split("."):
+        word = re.sub(r"[^a-z0-9]", "", part.lower())
+        if any(secret in word for secret in SECRET_WORDS) and not word.endswith("env"):
+            return True
+    return False
 
 
 def redact(key: str, value: Any) -> Any:
-    """Keep secrets out of MLflow: blank values of secret-looking keys and passwords inside URLs."""
-    if any(word in key.lower() for word in SECRET_WORDS):
+    """Keep secrets out of MLflow: blank values of secret-looking keys (a whole section under one) and
+    passwords inside URLs, also inside lists and mappings; every other value is returned as it is."""
+    if _secret_key(key):
         return "***"
-    if isinstance(value, str) and "://" in value and "@" in value:
-        parts = urlsplit(value)
-        if parts.password:
-            netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-            return urlunsplit(parts._replace(netloc=netloc))
+    if isinstance(value, dict):
+        return {k: redact(f"{key}.{k}" if key else str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact(key, v) for v in value)
+    if isinstance(value, str) and "@" in value:
+        return URL_PASSWORD.sub(r"\g<head>***@", value)
     return value
 
 
@@ -102,9 +117,7 @@ def job_run(cfg: DictConfig) -> Iterator[mlflow.ActiveRun]:
 
 
 def redact_tree(tree: Any, key: str = "") -> Any:
-    if isinstance(tree, dict):
-        return {k: redact_tree(v, k) for k, v in tree.items()}
-    return redact(key, tree)
+    return redact(key, tree)  # keys below are checked by their dotted path, as the params are
 
 
 def log_yaml(tree: Any, name: str) -> None:

@@ -1,0 +1,152 @@
+"""`redact`: what keeps secrets out of MLflow. Every job logs its resolved config as params (flattened, dotted
+keys) and as config.yaml (the tree); a secret-looking key's value and a password inside a URL must not reach
+either, and every other value must arrive exactly as it was."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from bluewhale.tracking import flatten, job_run, redact, redact_tree
+
+SECRET = "hunter2-Zq9"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "token",
+        "auth_token",
+        "password",
+        "db.password",
+        "DB_PASSWORD",
+        "passwd",
+        "secret",
+        "client_secret",
+        "aws.secret_access_key",
+        "api_key",
+        "apikey",
+        "apiKey",
+        "api-key",
+        "openai.API_KEY",
+        "private_key",
+        "credentials",
+    ],
+)
+def test_a_secret_looking_key_hides_its_value(key):
+    assert redact(key, SECRET) == "***"
+    assert redact(key, 12345) == "***"  # whatever its type
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        (
+            "postgresql://mlflow:s3cr3t@db.example.com:5432/mlflow",
+            "postgresql://mlflow:***@db.example.com:5432/mlflow",
+        ),
+        ("https://bob:pa%40ss@Tracking.Example.com/", "https://bob:***@Tracking.Example.com/"),  # host kept
+        ("mysql://u:p@ss:w@rd@host:3306/db", "mysql://u:***@host:3306/db"),  # unescaped @ and : inside
+        ("redis://:s3cr3t@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),  # a password and no user
+        ("postgresql://u:s3cr3t@[::1]:5432/db", "postgresql://u:***@[::1]:5432/db"),  # IPv6 stays bracketed
+        ("jdbc:postgresql://u:s3cr3t@host/db", "jdbc:postgresql://u:***@host/db"),
+        ("--conf x=http://u:s3cr3t@h:1/p --other", "--conf x=http://u:***@h:1/p --other"),  # inside text
+        ("http://a:s1@h1/x,http://b:s2@h2/y", "http://a:***@h1/x,http://b:***@h2/y"),  # every one of them
+    ],
+)
+def test_a_password_inside_a_url_is_hidden_and_the_rest_of_the_url_kept(url, shown):
+    assert redact("tracking.uri", url) == shown
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("tracking.uri", "sqlite:////home/me/mlflow.db"),
+        ("tracking.uri", "http://127.0.0.1:5000"),
+        ("engine.master", "spark://node-1:7077"),
+        ("dataset.path", "s3://bucket/criteo/day_0@v2"),  # an @ in the path is no password
+        ("dataset.path", "http://user@mirror.example.com/criteo"),  # a user without password
+        ("report.contact", "alice@example.com"),
+        ("advisor.token_env", "SIGOPT_API_TOKEN"),  # the name of the variable that holds it, not the token
+        ("hydra.sweeper.token_env", "MY_TOKEN"),
+        ("advisor.api_url", "https://api.sigopt.com"),
+        ("model.embedding_dim", 16),
+        ("train.lr", 0.003),
+        ("train.progress", True),
+        ("cluster.threads", None),
+        ("model.bottom_mlp", [64, 32]),
+        ("pipeline.stages", ["process", "train", "evaluate"]),
+        ("dataset.name", "twitter_recsys2021"),
+    ],
+)
+def test_ordinary_values_pass_through_unchanged(key, value):
+    out = redact(key, value)
+    assert out == value and type(out) is type(value)
+
+
+CONFIG = {
+    "tracking": {"uri": "postgresql://mlflow:s3cr3t@db:5432/runs", "experiment": "bluewhale"},
+    "advisor": {"token_env": "SIGOPT_API_TOKEN", "api_url": "https://api.sigopt.com", "budget": 10},
+    "dataset": {
+        "path": ["https://reader:s3cr3t@mirror/day_0", "/data/day_1"],
+        "rows": 1000,
+        "storage": {"credentials": {"user": "svc", "key": SECRET}, "region": "eu"},
+    },
+    "connector": {"s3": {"secret_access_key": SECRET, "access_key_id": "AKIAEXAMPLE"}},
+    "services": [{"name": "feature-store", "token": SECRET}],
+    "model": {"embedding_dim": 16, "top_mlp": [64]},
+}
+
+
+def test_the_logged_config_tree_keeps_no_secret_and_everything_else():
+    """config.yaml: nested keys, URLs inside lists, secrets inside lists of mappings, a secret section."""
+    tree = redact_tree(CONFIG)
+    assert SECRET not in yaml.safe_dump(tree) and "s3cr3t" not in yaml.safe_dump(tree)
+    assert tree["tracking"] == {"uri": "postgresql://mlflow:***@db:5432/runs", "experiment": "bluewhale"}
+    assert tree["advisor"] == CONFIG["advisor"]
+    assert tree["dataset"]["path"] == ["https://reader:***@mirror/day_0", "/data/day_1"]
+    assert tree["dataset"]["storage"] == {"credentials": "***", "region": "eu"}
+    assert tree["connector"]["s3"] == {"secret_access_key": "***", "access_key_id": "AKIAEXAMPLE"}
+    assert tree["services"] == [{"name": "feature-store", "token": "***"}]
+    assert tree["model"] == CONFIG["model"]
+    assert CONFIG["connector"]["s3"]["secret_access_key"] == SECRET, "the config itself is left alone"
+
+
+def test_the_logged_params_keep_no_secret_and_agree_with_the_tree():
+    """Params: the dotted keys job_run logs (lists stay whole there, as one value)."""
+    params = {k: redact(k, v) for k, v in flatten(CONFIG).items()}
+    assert not [k for k, v in params.items() if SECRET in str(v) or "s3cr3t" in str(v)]
+    assert params["tracking.uri"] == "postgresql://mlflow:***@db:5432/runs"
+    assert params["dataset.path"] == ["https://reader:***@mirror/day_0", "/data/day_1"]
+    assert params["dataset.storage.credentials.key"] == "***"
+    assert params["services"] == [{"name": "feature-store", "token": "***"}]
+    assert params["advisor.token_env"] == "SIGOPT_API_TOKEN"
+    assert params["connector.s3.access_key_id"] == "AKIAEXAMPLE"
+    assert params["dataset.rows"] == 1000 and params["model.top_mlp"] == [64]
+
+
+def test_a_job_run_logs_no_secret_to_mlflow(tmp_path, monkeypatch):
+    """The real path: `job_run` logs a config with secrets as params and config.yaml to an MLflow store."""
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = (tmp_path / "mlruns").as_uri()
+    cfg = OmegaConf.create(
+        {
+            **CONFIG,
+            "tracking": {"uri": uri, "experiment": "redact"},
+            "engine": {"master": "spark://u:s3cr3t@m:7077"},
+        }
+    )
+    with job_run(cfg) as run:
+        run_id = run.info.run_id
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    params = client.get_run(run_id).data.params
+    logged = mlflow.artifacts.load_text(f"{client.get_run(run_id).info.artifact_uri}/config.yaml")
+    for text in (*params.values(), logged):
+        assert SECRET not in text and "s3cr3t" not in text
+    assert params["engine.master"] == "spark://u:***@m:7077"
+    assert params["connector.s3.secret_access_key"] == "***"
+    assert params["advisor.token_env"] == "SIGOPT_API_TOKEN"
+    assert params["model.embedding_dim"] == "16"
+    assert yaml.safe_load(logged)["dataset"]["storage"] == {"credentials": "***", "region": "eu"}
