@@ -2,11 +2,13 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
 from bluewhale.app import CONF_DIR
+from bluewhale.dataset.planted import keys_table
 from tests.conftest import compose_config, run_bluewhale, runs
 
 REAL = {  # member -> a dataset.path in the shape it expects (nothing is read at build time)
@@ -49,6 +51,14 @@ def test_synthetic_members_write_read_and_plant(tmp_path, member):
     planted = data.planted_probability()
     if planted is not None:  # implicit feedback (amazon_books) plants a pair score instead
         assert planted.shape == (table.num_rows,) and ((planted > 0) & (planted < 1)).all()
+    # planted(keys): the truth of every row, found by the hidden key columns the engines write
+    assert set(data.planted_keys) <= set(table.column_names)
+    truth = data.planted(keys_table(table, data.planted_keys))
+    tasks = list(getattr(data, "labels", [data.label]))
+    assert truth.shape == ((table.num_rows,) if len(tasks) == 1 else (table.num_rows, len(tasks)))
+    assert truth.dtype == np.float64 and ((truth > 0) & (truth < 1)).all()
+    if planted is not None and len(tasks) == 1:
+        assert np.allclose(truth, planted)
     assert data.fingerprint() == instantiate(cfg.dataset).fingerprint()  # same input, same cache key
 
 

@@ -4,11 +4,13 @@ import gzip
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from bluewhale.dataset.badrows import BadRowError
 from bluewhale.dataset.criteo_1tb import CriteoDays
+from bluewhale.dataset.planted import keys_table
 from bluewhale.dataset.synthetic_criteo_1tb import SyntheticCriteo1TB
 
 
@@ -73,6 +75,12 @@ def test_planted_twin_writes_day_files_with_the_criteo_click_model(tmp_path):
     assert np.bincount(table.column("day").to_numpy())[21:].tolist() == [10_000, 10_000, 10_000]
     label = table.column("label").to_numpy()
     assert 0.75 < roc_auc_score(label, data.planted_probability()) < 0.9
+    # planted(keys): by input row, days in order (day_23's rows are the last)
+    rows = [29_999, 20_000, 0]
+    got = data.planted(keys_table(table, data.planted_keys, rows))
+    assert got.tolist() == data.planted_probability()[rows].astype(np.float64).tolist()
+    with pytest.raises(ValueError, match=r"keys row 0 has __row=30000, but the twin wrote 30000 rows"):
+        data.planted(keys_table(table, [], [0]).set_column(0, "__row", pa.array([30_000], pa.int64())))
 
 
 def test_an_empty_line_is_a_bad_row_not_nothing(tmp_path):

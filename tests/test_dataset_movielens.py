@@ -3,12 +3,15 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from bluewhale.dataset.badrows import BadRowError
 from bluewhale.dataset.movielens import MovieLens
-from bluewhale.dataset.synthetic_movielens import SyntheticMovieLens
+from bluewhale.dataset.planted import keys_table, sigmoid
+from bluewhale.dataset.synthetic_movielens import LOYALTY, MATCH, NOISE_SCALE, SyntheticMovieLens
 
 RATINGS = [
     (196, 242, 3, 881250949),
@@ -131,6 +134,72 @@ def test_planted_twin_writes_the_layout_and_a_known_signal(tmp_path, variant):
     again.prepare()
     assert again.path.read_bytes() == data.path.read_bytes()
     assert np.array_equal(again.planted_probability(), planted)
+
+
+@pytest.mark.parametrize("variant", ["ml-100k", "ml-1m"])
+def test_planted_keys_find_each_rows_truth(tmp_path, variant):
+    data = SyntheticMovieLens(rows=2000, seed=1, dir=str(tmp_path), variant=variant)
+    table, _ = data.read()
+    assert data.planted_keys == ("user_id", "item_id")
+    rows = [1999, 0, 17, 17, 1000]
+    got = data.planted(keys_table(table, data.planted_keys, rows))
+    assert got.dtype == np.float64 and got.shape == (5,)
+    assert got == pytest.approx(data.planted_probability()[rows].astype(np.float64))
+    # the keys check the rows: the user and item each row was written with
+    truth = data.truth()
+    assert truth["user_id"].tolist() == table.column("user_id").to_pylist()
+    assert truth["item_id"].tolist() == table.column("item_id").to_pylist()
+    assert data.planted(keys_table(table, [], rows)) == pytest.approx(got)  # keys are optional checks
+
+    good = keys_table(table, data.planted_keys, [3, 4])
+    with pytest.raises(ValueError, match=r"keys row 1 has __row=2000, but the twin wrote 2000 rows"):
+        data.planted(good.set_column(0, "__row", pa.array([3, 2000], pa.int64())))
+    with pytest.raises(ValueError, match=r"keys row 1 has __row=-1"):
+        data.planted(good.set_column(0, "__row", pa.array([3, -1], pa.int64())))
+    with pytest.raises(
+        ValueError, match=r"keys row 0 is negative sample 1 \(__sub=1\) of input row 3; .*not for negatives"
+    ):
+        data.planted(good.set_column(1, "__sub", pa.array([1, 0], pa.int32())))
+    item = table.column("item_id")[4].as_py()
+    with pytest.raises(
+        ValueError, match=rf"keys row 1 says __key_item_id={item + 1}, but input row 4 has item_id={item}"
+    ):
+        data.planted(
+            good.set_column(3, "__key_item_id", pa.array([table.column("item_id")[3].as_py(), item + 1]))
+        )
+    with pytest.raises(ValueError, match=r"the keys table has no __sub column"):
+        data.planted(good.drop_columns(["__sub"]))
+
+
+def test_taste_drifts_so_the_recent_history_beats_the_static_user(tmp_path):
+    """The planted signal a sequential model is for: the user's taste of the moment (a genre) lifts
+    ratings, so P(label) from the true taste beats the same model with the taste replaced by the user's
+    overall genre mix, and so does one that guesses the taste from the genres of the last 3 ratings."""
+    data = SyntheticMovieLens(rows=20_000, seed=0, dir=str(tmp_path))
+    table, _ = data.read()
+    label, truth = table.column("label").to_numpy(), data.truth()
+    frame = pd.DataFrame({"user": truth["user_id"], "genre": truth["genre"], "taste": truth["taste"]})
+    assert (frame.groupby("user")["taste"].nunique() > 1).mean() > 0.3  # tastes drift
+    assert (frame["genre"] == frame["taste"]).mean() == pytest.approx(LOYALTY, abs=0.05)
+
+    def probability(match: np.ndarray) -> np.ndarray:
+        return sigmoid(
+            (truth["static_score"] + MATCH * np.asarray(match, float) - truth["cut"]) / NOISE_SCALE
+        )
+
+    assert np.allclose(probability(frame["genre"] == frame["taste"]), truth["probability"])
+    share = frame.groupby(["user", "genre"])["genre"].transform("size") / frame.groupby("user")[
+        "genre"
+    ].transform("size")
+    static = np.where(frame["genre"] < 0, 0, share)  # the user's share of ratings in the item's genre
+    earlier = [frame.groupby("user")["genre"].shift(k) for k in (1, 2, 3)]  # rows are in time order
+    recent = pd.concat([(e == frame["genre"]).where(e.notna()) for e in earlier], axis=1).mean(axis=1)
+    recent = np.where(recent.isna(), static, recent.to_numpy(float, na_value=np.nan))
+    true, by_user, by_history = (
+        roc_auc_score(label, p) for p in (truth["probability"], probability(static), probability(recent))
+    )
+    assert true > by_user + 0.05
+    assert by_history > by_user + 0.015
 
 
 ITEMS = {  # a few lines of each published item file, with the quirks each has

@@ -3,10 +3,13 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 
 from bluewhale.dataset.badrows import BadRowError
 from bluewhale.dataset.outbrain import TIME_OFFSET_MS, Outbrain
+from bluewhale.dataset.planted import keys_table
 from bluewhale.dataset.synthetic_outbrain import SyntheticOutbrain
 
 CSVS = {
@@ -190,3 +193,63 @@ def test_planted_twin_has_one_click_per_display_and_known_probabilities(tmp_path
     top = frame.loc[by_display["planted"].idxmax()]
     chance = (1 / by_display.size()).mean()
     assert top["clicked"].mean() > chance + 0.15
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory):
+    data = SyntheticOutbrain(rows=6000, seed=0, dir=str(tmp_path_factory.mktemp("outbrain")))
+    table, _ = data.read()
+    return data, table, data.truth()
+
+
+def test_planted_keys_find_each_rows_chance_and_refuse_what_they_cannot(twin):
+    data, table, truth = twin
+    assert data.planted_keys == ("display_id", "ad_id")
+    n = table.num_rows
+    rows = [n - 1, 0, 5, 5]
+    got = data.planted(keys_table(table, data.planted_keys, rows))
+    assert got.dtype == np.float64 and got == pytest.approx(truth["probability"][rows])
+    assert truth["display_id"].tolist() == table.column("display_id").to_pylist()
+    assert truth["ad_id"].tolist() == table.column("ad_id").to_pylist()
+
+    good = keys_table(table, data.planted_keys, [3, 4])
+    with pytest.raises(ValueError, match=rf"keys row 0 has __row={n}, but the twin wrote {n} rows"):
+        data.planted(good.set_column(0, "__row", pa.array([n, 4], pa.int64())))
+    with pytest.raises(ValueError, match=r"keys row 1 is negative sample 2 \(__sub=2\) of input row 4"):
+        data.planted(good.set_column(1, "__sub", pa.array([0, 2], pa.int32())))
+    ad = table.column("ad_id")[4].as_py()
+    with pytest.raises(
+        ValueError, match=rf"keys row 1 says __key_ad_id={ad + 1}, but input row 4 has ad_id={ad}"
+    ):
+        data.planted(good.set_column(3, "__key_ad_id", pa.array([table.column("ad_id")[3].as_py(), ad + 1])))
+
+
+def map12(frame: pd.DataFrame, score: str) -> float:
+    """MAP@12 over displays (one click each): the mean of 1 / the clicked ad's rank by `score`."""
+    rank = frame.groupby("display_id")[score].rank(ascending=False, method="first")
+    return float((1 / rank[frame["clicked"] == 1]).mean())
+
+
+def test_the_planted_cross_is_geo_state_by_advertiser_and_no_marginal(twin):
+    """Wide & Deep's planted signal: a (geo_state, advertiser_id) effect, a function of that pair of
+    read columns, with no mean effect of either column alone, that moves the clicks and the best MAP@12."""
+    data, table, truth = twin
+    frame = table.select(["display_id", "clicked", "geo_state", "advertiser_id"]).to_pandas()
+    frame["state"] = frame["geo_state"].fillna("(none)")
+    frame["cross"], frame["planted"] = truth["cross"], truth["probability"]
+    frame["without"] = truth["score"] - truth["cross"]  # the softmax logit less the cross
+    assert frame["state"].nunique() >= 15 and frame["advertiser_id"].nunique() >= 10
+    pairs = frame.groupby(["state", "advertiser_id"])["cross"]
+    assert (pairs.nunique() == 1).all()  # a function of the two columns
+    spread = frame["cross"].std()
+    assert spread > 0.8
+    # neither column carries it alone: means per state and per advertiser are near 0 (sampling noise)
+    states = frame.groupby("state")["cross"].agg(["mean", "size"])
+    assert states.loc[states["size"] >= 300, "mean"].abs().max() < 0.2 * spread
+    assert frame.groupby("advertiser_id")["cross"].mean().std() < 0.15 * spread
+    assert pairs.mean().std() > 0.8 * spread  # ... while the pairs differ
+    # the clicks follow it: the clicked ad's cross is above its display's mean, by a clear margin
+    lift = frame["cross"] - frame.groupby("display_id")["cross"].transform("mean")
+    assert lift[frame["clicked"] == 1].mean() > 0.3
+    assert map12(frame, "planted") > map12(frame, "without") + 0.04
+    assert map12(frame, "planted") == pytest.approx(map12(frame.assign(s=truth["score"]), "s"))

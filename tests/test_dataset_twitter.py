@@ -3,12 +3,14 @@
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from bluewhale.dataset.badrows import BadRowError
+from bluewhale.dataset.planted import keys_table
 from bluewhale.dataset.synthetic_twitter import SyntheticTwitterRecSys2021
-from bluewhale.dataset.twitter import FIELDS, TwitterRecSys2021
+from bluewhale.dataset.twitter import FIELDS, TASKS, TwitterRecSys2021
 
 HASHTAG = "E7F038DE3EAD397AEC9193686C911677"
 
@@ -139,3 +141,13 @@ def test_planted_twin_has_24_fields_four_rates_and_a_known_signal(tmp_path):
         label = table.column(task).to_numpy()
         assert low < label.mean() < high
         assert roc_auc_score(label, planted[task]) > 0.7
+    # planted(keys): every task's probability, by input row, in the order of `labels`
+    assert list(data.labels) == TASKS
+    got = data.planted(keys_table(table, data.planted_keys, [4999, 0, 7]))
+    assert got.dtype == np.float64 and got.shape == (3, 4)
+    for k, task in enumerate(TASKS):
+        assert got[:, k].tolist() == planted[task][[4999, 0, 7]].astype(np.float64).tolist()
+    with pytest.raises(ValueError, match=r"keys row 0 is negative sample 1 \(__sub=1\) of input row 7"):
+        data.planted(keys_table(table, [], [7], [1]))
+    with pytest.raises(ValueError, match=r"keys row 0 has __row=5000, but the twin wrote 5000 rows"):
+        data.planted(keys_table(table, [], [0]).set_column(0, "__row", pa.array([5000], pa.int64())))

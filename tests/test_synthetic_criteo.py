@@ -3,8 +3,11 @@
 import re
 
 import numpy as np
+import pyarrow as pa
+import pytest
 from sklearn.metrics import roc_auc_score
 
+from bluewhale.dataset.planted import keys_table
 from bluewhale.dataset.synthetic_criteo import SyntheticCriteo
 
 HEX8 = re.compile(r"^[0-9a-f]{8}$")
@@ -52,3 +55,24 @@ def test_same_seed_same_file_and_the_click_model_does_not_depend_on_rows(tmp_pat
         a.planted_probability()[:1000],
         SyntheticCriteo(2000, 4, str(tmp_path / "d")).planted_probability()[:1000],
     )
+
+
+def test_planted_keys_find_each_rows_probability_and_refuse_what_they_cannot(tmp_path):
+    data = SyntheticCriteo(rows=1000, seed=2, dir=str(tmp_path))
+    table, _ = data.read()
+    assert data.planted_keys == ()
+    rows = [999, 0, 500, 500]
+    got = data.planted(keys_table(table, [], rows))
+    assert got.dtype == np.float64 and got.shape == (4,)
+    assert got.tolist() == data.planted_probability()[rows].astype(np.float64).tolist()
+    good = keys_table(table, [], [3, 4])
+    with pytest.raises(
+        ValueError, match=r"synthetic_criteo.planted: keys row 1 has __row=1000, but the twin wrote 1000"
+    ):
+        data.planted(good.set_column(0, "__row", pa.array([3, 1000], pa.int64())))
+    with pytest.raises(ValueError, match=r"keys row 0 is negative sample 1 \(__sub=1\) of input row 3"):
+        data.planted(good.set_column(1, "__sub", pa.array([1, 0], pa.int32())))
+    with pytest.raises(ValueError, match=r"keys row 0 has a null __sub"):
+        data.planted(good.set_column(1, "__sub", pa.array([None, 0], pa.int32())))
+    with pytest.raises(ValueError, match=r"the keys table has no __row column"):
+        data.planted(good.drop_columns(["__row"]))
