@@ -39,4 +39,8 @@ def build(cfg: DictConfig):
     if twin is not None and cfg.get("path") is None:
         log.info("dataset.path is not set: running on the planted twin %s (dataset.twin)", twin["_target_"])
         return instantiate(twin)
-    return instantiate(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "twin"]))
+    if twin is None:
+        return instantiate(cfg)
+    real = OmegaConf.to_container(cfg, resolve=True)  # resolved here: interpolations need the root
+    del real["twin"]
+    return instantiate(real)
