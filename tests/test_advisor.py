@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import mlflow
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 from bluewhale.advisor.recipe import generate
 from bluewhale.tracking import SWEEP_FILE, SweepRun
-from hydra_plugins.hydra_sigopt_sweeper._experiment import RecipeError, normalise, validate
+from hydra_plugins.hydra_sigopt_sweeper._experiment import RecipeError, normalise, overrides, validate
 from tests.conftest import compose_config, run_bluewhale, runs
 
 EMPTY = normalise({})
@@ -35,6 +37,7 @@ def test_the_recipe_tunes_model_framework_and_training_knobs_against_quality_and
         "model.bottom_mlp",
         "model.top_mlp",
         "cluster.threads",
+        "connector.num_workers",  # the loader's workers (the recipe once named train.workers, which is no key)
     }
     assert params["lr"]["log"] and params["lr"]["min"] < cfg.train.lr < params["lr"]["max"]
     assert generated["metrics"]["test_auc"] == {
@@ -64,6 +67,48 @@ def test_an_elastic_cluster_tunes_its_nodes_and_runs_a_trial_per_node():
     validate(generated, cfg, fixed={})
     assert generated["parameters"]["nodes"] == {"path": "cluster.nodes", "type": "int", "min": 2, "max": 4}
     assert generated["parallel_bandwidth"] == 2
+
+
+def highest(spec: dict) -> object:
+    """A value the parameter can take, away from the defaults: its upper bound, last grid value or category."""
+    if spec["type"] == "categorical":
+        return spec["values"][-1]
+    return spec["grid"][-1] if spec.get("grid") else spec["max"]
+
+
+ELASTIC = (
+    "+cluster.cores_per_node=8",
+    "+cluster.ranks_per_node=2",
+    "cluster.nodes=2",
+    "+cluster.max_nodes=3",
+)
+
+
+@pytest.mark.parametrize(
+    "setting, loader_key, also_tuned",
+    [
+        ((), "connector.num_workers", set()),
+        # petastorm sizes its own reader pool (from 1 thread: so with more than the 2 cores here)
+        (("connector=petastorm", "+cluster.cores_per_node=8"), "connector.workers_count", set()),
+        (ELASTIC, "connector.num_workers", {"ranks_per_node", "nodes"}),
+    ],
+)
+def test_every_generated_parameter_lands_on_a_key_a_trial_config_has(setting, loader_key, also_tuned):
+    """What a trial gets: the recipe's overrides compose (Hydra refuses a key its config lacks, so
+    train.workers would stop here) and each value arrives at its key, loader workers included."""
+    generated, cfg = recipe("dataset.rows=20000", *setting)
+    validate(generated, cfg, fixed={})
+    params = generated["parameters"]
+    assert params["loader_workers"]["path"] == loader_key
+    assert also_tuned <= set(params)
+    assignments = {name: highest(spec) for name, spec in params.items()}
+    assert OmegaConf.select(cfg, loader_key) != assignments["loader_workers"]
+    trial = compose_config(
+        "advisor=sigopt", "dataset.rows=20000", *setting, *overrides(generated, assignments)
+    )
+    for name, spec in params.items():
+        expected = yaml.safe_load(str(assignments[name]))  # categorical values are override strings
+        assert OmegaConf.select(trial, spec["path"]) == expected, name
 
 
 def test_users_override_any_part_of_the_recipe():
@@ -96,6 +141,18 @@ def test_users_override_any_part_of_the_recipe():
             "hydra.sweeper.parameters.lr: empty range: min=0.1 must be below max=0.03",
         ),
         (
+            "+advisor.parameters.workers={path:train.workers,type:int,min:0,max:2}",
+            "hydra.sweeper.parameters.workers.path: unknown parameter path 'train.workers'",
+        ),
+        (
+            "+advisor.parameters.loader_workers={path:connector.workers}",
+            "hydra.sweeper.parameters.loader_workers.path: unknown parameter path 'connector.workers'",
+        ),
+        (
+            "+advisor.parameters.depth={path:model.top_mlp.depth,type:int,min:1,max:3}",
+            "hydra.sweeper.parameters.depth.path: unknown parameter path 'model.top_mlp.depth'",
+        ),
+        (
             "+advisor.metrics.train_time_s=null",
             "a threshold on the only optimised metric is refused by SigOpt",
         ),
@@ -108,17 +165,23 @@ def test_bad_overrides_are_refused_with_the_key_at_fault(override, message):
 
 
 @pytest.mark.slow
-def test_a_bad_override_stops_the_bluewhale_command_before_any_trial(tmp_path):
-    result = run_bluewhale(
-        tmp_path,
-        "-m",
-        "advisor=sigopt",
-        "dataset.rows=20000",
-        "+advisor.parameters.lr={min:0.1}",
-        check=False,
-    )
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "+advisor.parameters.lr={min:0.1}",
+            "hydra.sweeper.parameters.lr: empty range: min=0.1 must be below max=0.03",
+        ),
+        (
+            "+advisor.parameters.workers={path:train.workers,type:int,min:0,max:2}",
+            "hydra.sweeper.parameters.workers.path: unknown parameter path 'train.workers'",
+        ),
+    ],
+)
+def test_a_bad_override_stops_the_bluewhale_command_before_any_trial(tmp_path, override, message):
+    result = run_bluewhale(tmp_path, "-m", "advisor=sigopt", "dataset.rows=20000", override, check=False)
     assert result.returncode != 0
-    assert "hydra.sweeper.parameters.lr: empty range: min=0.1 must be below max=0.03" in result.stderr
+    assert message in result.stderr
     assert not (tmp_path / "data").exists(), "no trial ran"
 
 
@@ -135,6 +198,7 @@ def test_dry_run_prints_the_recipe_as_yaml_and_runs_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_a_dlrm_sweep_records_trials_recipe_best_and_pareto_front_in_mlflow(tmp_path):
+    started = time.monotonic()
     run_bluewhale(
         tmp_path,
         "-m",
@@ -146,6 +210,7 @@ def test_a_dlrm_sweep_records_trials_recipe_best_and_pareto_front_in_mlflow(tmp_
         "train.progress=false",
         "hydra.sweep.dir=sweep",
     )
+    wall_s = time.monotonic() - started
     all_runs = runs(tmp_path)
     (parent,) = [r for r in all_runs if r.data.tags.get("bluewhale.role") == "sweep"]
     children = [r for r in all_runs if r is not parent]
@@ -154,7 +219,9 @@ def test_a_dlrm_sweep_records_trials_recipe_best_and_pareto_front_in_mlflow(tmp_
     assert all(c.data.tags["bluewhale.sweep_id"] == parent.data.tags["bluewhale.sweep_id"] for c in children)
     metrics = parent.data.metrics
     assert (metrics["trials"], metrics["observations"], metrics["failed_observations"]) == (3, 3, 0)
-    assert metrics["elapsed_s"] > 0
+    # the sweep's time covers its trials, run one after another, and no more than the command took
+    trials_s = sum((c.info.end_time - c.info.start_time) / 1000 for c in children)
+    assert trials_s <= metrics["elapsed_s"] <= wall_s
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, "advisor")}
     assert artifacts == {
         "advisor/recipe.yaml",
@@ -174,8 +241,13 @@ def test_a_dlrm_sweep_records_trials_recipe_best_and_pareto_front_in_mlflow(tmp_
         json.loads(line)
         for line in (tmp_path / "sweep" / "sigopt_observations.jsonl").read_text().splitlines()
     ]
-    suggested = sorted(o["assignments"]["lr"] for o in observed)
-    assert sorted(float(c.data.params["train.lr"]) for c in children) == pytest.approx(suggested)
+    assert len(observed) == 3
+    for o in observed:
+        (child,) = [
+            c for c in children if float(c.data.params["train.lr"]) == pytest.approx(o["assignments"]["lr"])
+        ]
+        assert int(child.data.params["connector.num_workers"]) == o["assignments"]["loader_workers"]
+        assert int(child.data.params["model.embedding_dim"]) == o["assignments"]["embedding_dim"]
 
 
 @pytest.mark.slow  # MLflow makes its sqlite tables: ~15 s here

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
+from hydra_plugins.hydra_sigopt_sweeper._experiment import config_has
 from hydra_plugins.hydra_sigopt_sweeper._optimizer import LiteOptimizer
 
 APP = str(Path(__file__).parent / "sigopt_app" / "app.py")
@@ -256,6 +258,21 @@ def test_bad_recipes_fail_before_any_trial_runs(tmp_path, overrides, message):
     assert result.returncode != 0
     assert message in result.stderr
     assert not calls(folder) and not (folder / "sigopt_observations.jsonl").exists()
+
+
+def test_a_parameter_path_must_name_a_key_the_config_has():
+    """A key counts whatever its value (an override replaces it); anything else is refused before a trial."""
+    cfg = OmegaConf.create(
+        {
+            "train": {"lr": 0.1, "seed": None, "path": "???", "uri": "${oc.env:NOT_SET_HERE_XYZ}"},
+            "mlp": [64, 32],
+        }
+    )
+    OmegaConf.set_struct(cfg, True)  # as Hydra composes it
+    for path in ("train.lr", "train.seed", "train.path", "train.uri", "train", "mlp", "mlp.1"):
+        assert config_has(cfg, path), path
+    for path in ("train.workers", "train.lr.x", "trains.lr", "mlp.2", "mlp.x", "", "train."):
+        assert not config_has(cfg, path), path
 
 
 def test_dry_run_prints_the_experiment_and_runs_nothing(tmp_path):

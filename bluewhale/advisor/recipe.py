@@ -11,6 +11,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from hydra_plugins.hydra_sigopt_sweeper._experiment import config_has
+
 log = logging.getLogger(__name__)
 
 CRITEO_BYTES_PER_ROW = 200  # a Criteo train.txt line is about this long; sizes a real file without reading it
@@ -70,17 +72,28 @@ def model_parameters(model: str, rows: int | None) -> dict[str, dict[str, Any]]:
     return params
 
 
+# Training-framework knobs: name -> ((config key, lowest value) to try in order, highest as a share of the
+# cores). A knob is tuned at the first key the composed config has: the cluster member decides whether threads
+# or ranks per node exist, the connector which key sizes its loader (petastorm's reader pool has its own key,
+# and at least one thread; the default connector's DataLoader workers start at 0, reading in the process).
+FRAMEWORK_KNOBS = {
+    "threads": ((("cluster.threads", 1),), 1.0),
+    "loader_workers": ((("connector.workers_count", 1), ("connector.num_workers", 0)), 0.5),
+    "ranks_per_node": ((("cluster.ranks_per_node", 1),), 0.5),
+}
+
+
 def framework_parameters(config: DictConfig) -> dict[str, dict[str, Any]]:
     """Training-framework knobs that exist in this config: threads, loader workers, ranks per node."""
     cores = int(config.cluster.get("cores_per_node") or os.cpu_count() or 1)
-    candidates = {
-        "threads": ("cluster.threads", 1, cores),
-        "loader_workers": ("train.workers", 0, max(1, cores // 2)),
-        "ranks_per_node": ("cluster.ranks_per_node", 1, max(1, cores // 2)),
-    }
     params = {}
-    for name, (path, low, high) in candidates.items():
-        if OmegaConf.select(config, path, default="<absent>") != "<absent>" and low < high:
+    for name, (keys, share) in FRAMEWORK_KNOBS.items():
+        found = [(path, low) for path, low in keys if config_has(config, path)]
+        if not found:
+            log.info("not tuning %s: the config has none of %s", name, ", ".join(p for p, _ in keys))
+            continue
+        (path, low), high = found[0], max(1, int(cores * share))
+        if low < high:
             params[name] = {"path": path, "type": "int", "min": low, "max": high}
     return params
 

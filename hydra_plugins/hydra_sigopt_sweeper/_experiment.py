@@ -13,7 +13,6 @@ METRIC_KEYS = {"objective", "threshold", "strategy"}
 TYPES = ("double", "int", "categorical")
 OBJECTIVES = ("maximize", "minimize")
 STRATEGIES = ("optimize", "constraint", "store")
-_ABSENT = object()
 
 
 class RecipeError(ValueError):
@@ -45,6 +44,22 @@ def normalise(experiment: dict[str, Any]) -> dict[str, Any]:
     return experiment
 
 
+def config_has(config: DictConfig, path: str) -> bool:
+    """`path` names a key of the composed config (a list index too), whatever its value: null, ??? or an
+    interpolation that does not resolve here all count, since the override replaces the value."""
+    parent, _, leaf = path.rpartition(".")
+    node = (
+        OmegaConf.select(config, parent, default=None, throw_on_resolution_failure=False)
+        if parent
+        else config
+    )
+    if OmegaConf.is_dict(node):
+        return leaf in node.keys()
+    if OmegaConf.is_list(node):
+        return leaf.isdigit() and int(leaf) < len(node)
+    return False
+
+
 def _check_parameter(name: str, spec: dict[str, Any], where: str, config: DictConfig) -> None:
     unknown = set(spec) - PARAM_KEYS
     if unknown:
@@ -56,7 +71,7 @@ def _check_parameter(name: str, spec: dict[str, Any], where: str, config: DictCo
         raise RecipeError(
             f"{where}.{name}.path: missing; set the config key the value is written to (e.g. train.lr)"
         )
-    if OmegaConf.select(config, path, default=_ABSENT) is _ABSENT:
+    if not config_has(config, path):
         raise RecipeError(
             f"{where}.{name}.path: unknown parameter path {path!r}: no such key in the composed config"
         )
