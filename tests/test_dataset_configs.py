@@ -8,6 +8,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
 from bluewhale.app import CONF_DIR
+from bluewhale.dataset import build
 from bluewhale.dataset.planted import keys_table
 from tests.conftest import compose_config, run_bluewhale, runs
 
@@ -19,6 +20,7 @@ REAL = {  # member -> a dataset.path in the shape it expects (nothing is read at
     "twitter_recsys2021": "/data/recsys2021/part-00000",
     "movielens": "/data/ml-1m/ratings.dat",
 }
+MODULES = {"criteo_kaggle": "criteo", "twitter_recsys2021": "twitter"}  # member -> reader module
 MEMBERS = sorted(p.stem for p in (Path(CONF_DIR) / "dataset").glob("*.yaml"))
 
 
@@ -29,11 +31,14 @@ def test_every_real_format_has_a_synthetic_twin():
 
 
 @pytest.mark.parametrize("member", sorted(REAL))
-def test_real_members_build_and_say_what_they_need(member):
-    data = instantiate(compose_config(f"dataset={member}", f"dataset.path={REAL[member]}").dataset)
-    assert isinstance(data.label, str) and data.planted_probability() is None
+def test_real_members_read_their_path_or_else_run_their_planted_twin(member, tmp_path):
+    data = build(compose_config(f"dataset={member}", f"dataset.path={REAL[member]}").dataset)
+    assert type(data).__module__ == f"bluewhale.dataset.{MODULES.get(member, member)}"
+    twin = build(compose_config(f"dataset={member}", f"dataset.twin.dir={tmp_path}").dataset)
+    twin_member = "synthetic_criteo" if member == "criteo_kaggle" else f"synthetic_{member}"
+    assert type(twin) is type(build(compose_config(f"dataset={twin_member}").dataset))
     with pytest.raises(InstantiationException, match="dataset.path is not set"):
-        instantiate(compose_config(f"dataset={member}").dataset)
+        build(compose_config(f"dataset={member}", "~dataset.twin").dataset)
 
 
 @pytest.mark.parametrize("member", [m for m in MEMBERS if m.startswith("synthetic_")])
