@@ -90,7 +90,8 @@ def framework_parameters(config: DictConfig) -> dict[str, dict[str, Any]]:
     for name, (keys, share) in FRAMEWORK_KNOBS.items():
         found = [(path, low) for path, low in keys if config_has(config, path)]
         if not found:
-            log.info("not tuning %s: the config has none of %s", name, ", ".join(p for p, _ in keys))
+            # debug, not info: Hydra logs info to stdout, where advisor.dry_run prints the recipe as YAML
+            log.debug("not tuning %s: the config has none of %s", name, ", ".join(p for p, _ in keys))
             continue
         (path, low), high = found[0], max(1, int(cores * share))
         if low < high:
