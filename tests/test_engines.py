@@ -24,7 +24,7 @@ from bluewhale.engine.pandas import PandasEngine
 from bluewhale.engine.spark import SparkEngine
 from bluewhale.recdp import process
 from tests.conftest import run_bluewhale, runs
-from tests.test_recdp import TableData
+from tests.test_recdp import TableData, history_reference, null_events
 
 pytestmark = pytest.mark.slow
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -43,15 +43,32 @@ def modin():
 
 
 def outputs(data, recdp, engine, cache):
+    """(processed, {split: its table as pandas}); each frame's `attrs["schema"]` is its parquet schema."""
     processed = process(data, recdp, engine, cache)
-    return processed, {s: processed.table(s).to_pandas() for s in processed.meta["rows"]}
+    frames = {}
+    for s in processed.meta["rows"]:
+        table = processed.table(s)
+        frames[s] = table.to_pandas()
+        frames[s].attrs["schema"] = {f.name: _type(f.type) for f in table.schema}
+    return processed, frames
+
+
+def _type(t: pa.DataType) -> str:
+    """An Arrow type as text, without the name a writer gives list elements (`item` or `element`)."""
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"list<{_type(t.value_type)}>"
+    return str(t)
 
 
 def assert_same_tables(expected: dict, actual: dict) -> None:
-    """Row for row: same columns in the same order, exact values but floats (relative 1e-5)."""
+    """Row for row: same columns in the same order (hidden ones included), the same types (pandas dtypes,
+    and Arrow types where both tables were read from parquet), exact values but floats (relative 1e-5)."""
     for split in expected:
         want, got = expected[split], actual[split]
         assert list(got.columns) == list(want.columns), split
+        assert dict(got.dtypes) == dict(want.dtypes), split
+        if "schema" in want.attrs and "schema" in got.attrs:
+            assert got.attrs["schema"] == want.attrs["schema"], split
         assert len(got) == len(want), split
         for c in want.columns:
             a, b = want[c], got[c]
@@ -128,7 +145,7 @@ def events(n: int = 600, seed: int = 0) -> TableData:
         "sparse": ["user", "item", "shop", "brand", "city", "tags"],
         "timestamp": ["ts"],
     }
-    return TableData(f"events{n}-{seed}", table, groups, {"items": items})
+    return TableData(f"events{n}-{seed}", table, groups, {"items": items}, keys=("user", "item", "price"))
 
 
 EVENTS = {
@@ -179,11 +196,83 @@ def test_every_op_gives_the_same_table_on_spark(events_pandas, spark, tmp_path):
     train = events_pandas[1]["train"]
     assert (train["label"] == 0).sum() > 2 * (train["label"] == 1).sum()  # negatives were added
     assert train["hist_item"].map(len).max() == 4
+    hidden = [c for c in train.columns if c.startswith("__")]
+    assert hidden == ["__row", "__sub", "__key_user", "__key_item", "__key_price"]
+    assert set(train["__sub"]) == {0, 1, 2}
 
 
 def test_every_op_gives_the_same_table_on_modin(events_pandas, modin, tmp_path):
     _, out = outputs(events(), EVENTS, modin, tmp_path)
     assert_same_tables(events_pandas[1], out)
+
+
+def nulls(n: int = 400) -> TableData:
+    """Events with nulls everywhere an op must give them a meaning: users, times (with ties), items and
+    their categories (history columns), labels (a target), and the columns hashed."""
+    rng = np.random.default_rng(8)
+    table = null_events(n, seed=8)
+    table = table.append_column("shop", pa.array([f"s{s}" for s in rng.integers(0, 5, n)]))
+    table = table.append_column(
+        "city", pa.array([f"c{s}" for s in rng.integers(0, 30, n)], mask=rng.random(n) < 0.2)
+    )
+    table = table.append_column("n", pa.array(rng.integers(-50, 50, n), pa.int64(), mask=rng.random(n) < 0.2))
+    price = np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 20, n) / 4)
+    table = table.append_column("price", pa.array(price, mask=rng.random(n) < 0.1))  # NaN and null
+    groups = {
+        "label": ["label"],
+        "dense": ["price"],
+        "sparse": ["user", "item", "cat", "shop", "city", "n"],
+        "time": ["ts"],
+    }
+    return TableData(f"nulls{n}", table, groups, keys=("item", "cat", "ts", "price"))
+
+
+NULLS = {
+    "name": "nulls",
+    "split": {"by": "time", "column": "ts", "test_after": 8, "valid_after": 6},  # no time: train
+    "ops": [
+        {"op": "negative_sample", "item": "item", "item_columns": ["cat"], "ratio": 2, "seed": 1},
+        {
+            "op": "sequence_history",
+            "user": "user",
+            "item": "item",
+            "time": "ts",
+            "max_len": 3,
+            "columns": ["item", "cat"],
+        },
+        {"op": "target_encode", "columns": ["shop"], "target": "label", "folds": 3, "smoothing": 2},
+        {"op": "hash_mod", "columns": ["city", "n", "price"], "buckets": 7},
+        {"op": "categorify", "shared": [["item", "hist_item"]]},  # null elements of a list get id 0
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def nulls_pandas(tmp_path_factory):
+    return outputs(nulls(), NULLS, PandasEngine(), tmp_path_factory.mktemp("nulls"))
+
+
+def test_nulls_have_one_meaning_on_pandas(nulls_pandas):
+    """What the engines are compared against: histories by their definition, nulls kept, ids for missing."""
+    frames = nulls_pandas[1]
+    whole = pd.concat([frames[s] for s in ("train", "valid", "test")], ignore_index=True)
+    raw = pa.Table.from_pandas(
+        whole.rename(columns={"__key_ts": "when", "__key_cat": "raw_cat"}), preserve_index=False
+    )
+    subs = whole["__sub"].tolist()
+    want = history_reference(raw, "user", "when", "raw_cat", 3, subs)
+    assert [list(h) for h in whole["hist_cat"]] == want  # strictly earlier real rows, null elements kept
+    assert any(None in h for h in want) and any(len(h) == 3 for h in want)
+    assert whole["city"].between(0, 7).all() and (whole["city"] == 0).any() and (whole["n"] == 0).any()
+    assert ((whole["price"] == 0) == whole["__key_price"].isna()).all()  # NaN and null: missing, id 0
+    assert nulls_pandas[0].meta["cardinalities"]["city"] == 8
+
+
+@pytest.mark.parametrize("engine", ["spark", "modin"])
+def test_nulls_have_the_same_meaning_on_every_engine(nulls_pandas, engine, request, tmp_path):
+    processed, out = outputs(nulls(), NULLS, request.getfixturevalue(engine), tmp_path)
+    assert_same_tables(nulls_pandas[1], out)
+    assert processed.meta["cardinalities"] == nulls_pandas[0].meta["cardinalities"]
 
 
 def broken_criteo(path: Path, rows: int, bad: dict[int, str]) -> Path:

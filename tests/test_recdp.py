@@ -2,6 +2,7 @@
 ids, atomic cached output, and bad pipelines refused naming the config key."""
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +32,16 @@ CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
 class TableData:
-    """A data set held in memory: a table, its column groups and side tables (for engine tests)."""
+    """A data set held in memory: a table, its column groups and side tables (for engine tests), and
+    the raw columns the engines carry as hidden keys (`keys`; without them it has no `planted_keys`
+    attribute at all, as a data set that does not derive from `Dataset`)."""
 
-    def __init__(self, name: str, table: pa.Table, groups: dict, sides: dict | None = None) -> None:
+    def __init__(
+        self, name: str, table: pa.Table, groups: dict, sides: dict | None = None, keys: tuple = ()
+    ) -> None:
         self.name, self.table, self._groups, self.sides = name, table, groups, sides or {}
+        if keys:
+            self.planted_keys = tuple(keys)
 
     def groups(self) -> dict:
         return self._groups
@@ -43,7 +50,7 @@ class TableData:
         pass
 
     def fingerprint(self) -> dict:
-        return {"name": self.name, "rows": self.table.num_rows}
+        return {"name": self.name, "rows": self.table.num_rows, "keys": getattr(self, "planted_keys", ())}
 
     def read(self):
         return self.table, BadRows()
@@ -63,12 +70,19 @@ def write_criteo(path, c1_values, i1_values):
     return CriteoFile(str(path))
 
 
-def run(tmp_path, table, ops, groups, split=None, sides=None, name="t"):
-    """Process `table` with `ops` on pandas; return the train and test tables as Python lists by column."""
-    data = TableData(name, table, groups, sides)
+def run(tmp_path, table, ops, groups, split=None, sides=None, name="t", keys=(), hidden=False):
+    """Process `table` with `ops` on pandas; return each split as Python lists by column (the data
+    columns alone, or with the hidden ones too when `hidden`)."""
+    data = TableData(name, table, groups, sides, keys)
     recdp = {"name": name, "split": split or {"by": "position", "test_fraction": 0.25}, "ops": ops}
     processed = process(data, recdp, PandasEngine(), tmp_path / "cache")
-    return processed, {s: processed.table(s).to_pydict() for s in processed.meta["rows"]}
+    out = {}
+    for s in processed.meta["rows"]:
+        t = processed.table(s)
+        out[s] = (
+            t if hidden else t.select([c for c in t.column_names if not c.startswith("__")])
+        ).to_pydict()
+    return processed, out
 
 
 def test_categorify_orders_by_frequency_then_value_and_fits_on_train_only(tmp_path):
@@ -119,8 +133,8 @@ def test_numeric_ops_fit_on_train(tmp_path):
     assert rows["x"][2] is None
     assert [rows["x"][i] for i in (0, 1, 3, 4)] == pytest.approx([-2 / std, 0.0, 1.0, 1.0])
     assert rows["b"] == [1, 2, 0, 3, 3]  # 1 + how many boundaries <= x; missing -> 0
-    assert rows["n"] == [2, 2, 0, 2, 0]  # -3 mod 5 = 2 (never negative); missing -> 0
-    assert processed.meta["cardinalities"] == {"b": 4, "n": 5}
+    assert rows["n"] == [3, 3, 0, 3, 1]  # 1 + (x mod 5): -3 mod 5 = 2 (never negative); missing -> 0
+    assert processed.meta["cardinalities"] == {"b": 4, "n": 6}
 
 
 def test_count_and_target_encoding_are_out_of_fold(tmp_path):
@@ -339,3 +353,171 @@ def test_amazon_dien_pipeline_pairs_each_review_with_a_consistent_negative(tmp_p
         # an item has one category, in positives and negatives alike (id 0: items unseen in train)
         known = t[t["asin"] > 0]
         assert (known.groupby("asin")["category"].nunique() == 1).all()
+
+
+def test_hidden_columns_follow_the_data_columns_with_raw_planted_keys(tmp_path):
+    # item 'i3' is rare (categorified to 0 with the unseen ones); each item has one category
+    items = ["i1", "i2", "i1", "i3", "i2", "i1", "i2", "i1", "i4", "i1"]
+    table = pa.table(
+        {
+            "item": items,
+            "cat": [{"i1": "a", "i2": "b", "i3": None, "i4": "d"}[i] for i in items],
+            "price": [1.0, None, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0],
+            "label": pa.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 0], pa.int8()),
+        }
+    )
+    groups = {"label": ["label"], "dense": ["price"], "item": ["item", "cat"]}
+    ops = [
+        {"op": "fill_na", "columns": ["price", "cat"], "value": 0},
+        {"op": "negative_sample", "item": "item", "item_columns": ["cat"], "ratio": 2, "seed": 3},
+        {"op": "categorify", "columns": ["item", "cat"], "freq_threshold": 2},
+    ]
+    split = {"by": "position", "test_fraction": 0.2}
+    keys = ("price", "item", "cat")
+    processed, out = run(tmp_path, table, ops, groups, split, keys=keys, hidden=True)
+    schema = processed.table("train").schema
+    assert schema.names == ["item", "cat", "price", "label", "__row", "__sub", *[f"__key_{c}" for c in keys]]
+    assert (schema.field("__row").type, schema.field("__sub").type) == (pa.int64(), pa.int32())
+    assert [schema.field(f"__key_{c}").type for c in keys] == [pa.float64(), pa.string(), pa.string()]
+    rows = {c: out["train"][c] + out["test"][c] for c in out["train"]}
+    assert rows["__row"] == [r for r in range(10) for _ in range(1 + 2 * (table["label"][r].as_py() == 1))]
+    assert rows["__sub"] == [k for r in range(10) for k in range(1 + 2 * (table["label"][r].as_py() == 1))]
+    assert rows["__key_price"] == [table["price"][r].as_py() for r in rows["__row"]]  # raw: None, not 0
+    real = [i for i, sub in enumerate(rows["__sub"]) if sub == 0]
+    assert [rows["__key_item"][i] for i in real] == items and [rows["__key_cat"][i] for i in real] == [
+        table["cat"][r].as_py() for r in range(10)
+    ]
+    # a negative's item keys are its sampled item's raw values, whatever ids the item got
+    cats = {"i1": "a", "i2": "b", "i3": None, "i4": "d"}
+    ids = {}
+    for i, sub in enumerate(rows["__sub"]):
+        raw = rows["__key_item"][i]
+        assert rows["__key_cat"][i] == cats[raw] and ids.setdefault(raw, rows["item"][i]) == rows["item"][i]
+        if sub:
+            assert raw != items[rows["__row"][i]]  # another item than the positive's
+    assert "__part" not in schema.names
+
+
+def test_a_data_set_without_planted_keys_writes_row_and_sub_only(tmp_path):
+    table = pa.table({"x": ["a", "b", "a", "c"], "label": pa.array([1, 0, 1, 0], pa.int8())})
+    _, out = run(tmp_path, table, [{"op": "categorify", "columns": ["x"]}], {"sparse": ["x"]}, hidden=True)
+    assert list(out["train"]) == ["x", "label", "__row", "__sub"]
+    assert out["train"]["__row"] == [0, 1, 2] and out["test"]["__sub"] == [0]
+
+
+def test_hidden_column_names_are_reserved_and_planted_keys_must_exist(tmp_path):
+    table = pa.table({"__x": [1, 2, 3, 4], "y": [1, 2, 3, 4]})
+    with pytest.raises(ValueError, match=r"columns \['__x'\]: names starting with '__' are reserved"):
+        run(tmp_path / "a", table, [], {"dense": ["y"]})
+    with pytest.raises(ValueError, match=r"planted_keys \['z'\]: not columns of the data set"):
+        run(tmp_path / "b", table.drop_columns(["__x"]), [], {"dense": ["y"]}, keys=("z",))
+    sides = {"s": pa.table({"y": [1, 2], "__w": [3, 4]})}
+    join = [{"op": "join", "table": "s", "keys": ["y"], "columns": ["__w"]}]
+    with pytest.raises(ValueError, match=r"columns \['__w'\] start with '__', which is reserved"):
+        run(tmp_path / "c", table.drop_columns(["__x"]), join, {"dense": ["y"]}, sides=sides)
+
+
+def history_reference(table: pa.Table, user: str, time: str, column: str, max_len: int, subs) -> list:
+    """Each row's history by the definition: the `column` values of its user's real rows (sub 0) with a
+    user and a time strictly before its own, in (time, row) order, the last `max_len` of them."""
+    users, times, values = (table.column(c).to_pylist() for c in (user, time, column))
+    rows = table.column("__row").to_pylist()
+    out = []
+    for u, t in zip(users, times, strict=True):
+        if u is None or t is None:
+            out.append([])
+            continue
+        earlier = sorted(
+            (times[j], rows[j], values[j])
+            for j in range(len(users))
+            if subs[j] == 0 and users[j] == u and times[j] is not None and times[j] < t
+        )
+        out.append([v for _, _, v in earlier][len(earlier) - min(len(earlier), max_len) :])
+    return out
+
+
+def null_events(n: int = 80, seed: int = 4) -> pa.Table:
+    """Events with ties in time, and nulls in the user, the time, the item, the category and the label."""
+    rng = np.random.default_rng(seed)
+    item = rng.integers(0, 9, n)
+    return pa.table(
+        {
+            "user": pa.array([f"u{u}" for u in rng.integers(0, 4, n)], mask=rng.random(n) < 0.1),
+            "item": pa.array([f"i{i}" for i in item], mask=rng.random(n) < 0.1),
+            "cat": pa.array([None if i == 7 else f"c{i % 3}" for i in item]),  # i7's category is unknown
+            "ts": pa.array(rng.integers(0, 12, n), pa.int64(), mask=rng.random(n) < 0.1),  # ties
+            "label": pa.array(rng.integers(0, 2, n), pa.int8(), mask=rng.random(n) < 0.1),
+        }
+    )
+
+
+@pytest.mark.parametrize("negatives_first", [True, False])
+def test_history_holds_only_strictly_earlier_real_events_whatever_the_op_order(tmp_path, negatives_first):
+    table = null_events()
+    history = {
+        "op": "sequence_history",
+        "user": "user",
+        "item": "item",
+        "time": "ts",
+        "max_len": 3,
+        "columns": ["item", "cat"],
+    }
+    negatives = {"op": "negative_sample", "item": "item", "item_columns": ["cat"], "ratio": 2, "seed": 1}
+    ops = [negatives, history] if negatives_first else [history, negatives]
+    groups = {"label": ["label"], "sparse": ["user", "item", "cat"], "time": ["ts"]}
+    _, out = run(tmp_path, table, ops, groups, keys=("user",), hidden=True)
+    got = pa.table({c: out["train"][c] + out["test"][c] for c in out["train"]})
+    subs = got.column("__sub").to_pylist()
+    assert max(subs) == 2  # negatives were drawn
+    for c in ("item", "cat"):
+        assert got.column(f"hist_{c}").to_pylist() == history_reference(got, "user", "ts", c, 3, subs), c
+    # the item and category histories line up element by element, nulls included (i7 has no category)
+    for items, cats in zip(
+        got.column("hist_item").to_pylist(), got.column("hist_cat").to_pylist(), strict=True
+    ):
+        assert len(items) == len(cats)
+        for i, c in zip(items, cats, strict=True):
+            assert i is None or c == (None if i == "i7" else f"c{int(i[1:]) % 3}")
+    assert any(None in h for h in got.column("hist_item").to_pylist())  # null items stay as null elements
+    assert any(None in h for h in got.column("hist_cat").to_pylist())
+    # a negative gets its positive's history: it never ends with the positive's own item
+    rows = got.to_pylist()
+    by_row = {(r["__row"], r["__sub"]): r for r in rows}
+    for r in rows:
+        if r["__sub"]:
+            assert r["hist_item"] == by_row[(r["__row"], 0)]["hist_item"]
+    # a row without a time or a user has no history and is in no one's
+    timeless = {r["item"] for r in rows if r["ts"] is None and r["__sub"] == 0} - {
+        r["item"] for r in rows if r["ts"] is not None and r["__sub"] == 0
+    }
+    assert all(r["hist_item"] == [] for r in rows if r["ts"] is None or r["user"] is None)
+    assert not timeless & {i for r in rows for i in r["hist_item"]}
+
+
+def test_target_encode_ignores_null_targets(tmp_path):
+    v = ["a", "a", "a", "b", "b", "a", "b"]
+    y = pa.array([1, None, 0, None, 1, 1, 0], pa.int8())  # train: the first 5 rows (a: 1, 0; b: 1)
+    ops = [{"op": "target_encode", "columns": ["v"], "target": "y", "folds": 2, "smoothing": 0}]
+    _, out = run(tmp_path, pa.table({"v": v, "y": y}), ops, {"label": ["y"], "sparse": ["v"]})
+    # fold = row % 2; row 0 (a, fold 0) sees fold 1's a rows: row 1 has no target -> none -> the prior
+    prior = 2 / 3  # train targets 1, 0, 1 (two nulls ignored)
+    assert out["train"]["v"] == pytest.approx([prior, 0.5, prior, 1.0, prior])
+    assert out["test"]["v"] == pytest.approx([0.5, 1.0])  # a: 1, 0 (the null is not a 0); b: 1
+
+
+def test_hash_mod_keeps_id_0_for_missing_values(tmp_path):
+    table = pa.table(
+        {
+            "s": pa.array(["x", None, "", "y", "x", None]),
+            "f": pa.array([1.5, float("nan"), None, 2.5, 1.5, 0.0]),
+            "n": pa.array([0, None, 5, 10, -5, 3], pa.int64()),
+        }
+    )
+    ops = [{"op": "hash_mod", "columns": ["s", "f", "n"], "buckets": 5}]
+    processed, out = run(tmp_path, table, ops, {"sparse": ["s", "f", "n"]})
+    rows = {c: out["train"][c] + out["test"][c] for c in out["train"]}
+    crc = {v: zlib.crc32(v.encode()) % 5 + 1 for v in ("x", "", "y", "1.5", "2.5", "0.0")}
+    assert rows["s"] == [crc["x"], 0, crc[""], crc["y"], crc["x"], 0]  # "" is a value, not missing
+    assert rows["f"] == [crc["1.5"], 0, 0, crc["2.5"], crc["1.5"], crc["0.0"]]  # NaN is missing
+    assert rows["n"] == [1, 0, 1, 1, 1, 4]  # 1 + (x mod 5)
+    assert processed.meta["cardinalities"] == {"s": 6, "f": 6, "n": 6}

@@ -21,7 +21,7 @@ from bluewhale.dataset.synthetic_movielens import SyntheticMovieLens
 from bluewhale.dataset.synthetic_outbrain import SyntheticOutbrain
 from bluewhale.dataset.synthetic_twitter import SyntheticTwitterRecSys2021
 from bluewhale.dataset.twitter import TwitterRecSys2021
-from bluewhale.engine import HIDDEN, ROW
+from bluewhale.engine import ROW
 from bluewhale.engine.pandas import PandasEngine
 from bluewhale.engine.spark import SparkEngine
 from bluewhale.engine.spark_readers import read_input, read_side_tables
@@ -60,11 +60,15 @@ def twins(tmp_path_factory):
 
 
 def spark_read(spark: SparkEngine, data, scratch: Path):
-    """(the table Spark reads, in row order without hidden columns, as pandas; its bad-row report)."""
+    """(the table Spark reads, in row order without hidden columns, as pandas; its bad-row report).
+
+    The planted keys Spark carries are checked to be raw copies of their columns first."""
     df, kept, bad = read_input(spark.session(), data, SPLIT, scratch)
     table = df.toPandas().sort_values(ROW).reset_index(drop=True)
     assert table[ROW].tolist() == list(range(kept))  # positions among kept rows, no gaps
-    return table.drop(columns=list(HIDDEN)), bad
+    for c in getattr(data, "planted_keys", ()):
+        assert_same_tables({c: table[[c]]}, {c: table[[f"__key_{c}"]].set_axis([c], axis=1)})
+    return table.drop(columns=[c for c in table.columns if c.startswith("__")]), bad
 
 
 def assert_same_read(spark: SparkEngine, data, scratch: Path) -> dict:

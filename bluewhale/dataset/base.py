@@ -11,6 +11,10 @@ from bluewhale.dataset.groups import column_groups
 class Dataset:
     """Base of the readers: column groups from class attributes, no side tables, no planted truth."""
 
+    # Raw columns the engines carry through processing as hidden columns `__key_<c>` (their values as
+    # read), so later stages can look up each processed row's planted truth; none for real data.
+    planted_keys: tuple[str, ...] = ()
+
     def groups(self) -> dict[str, list[str]]:
         """The column groups a pipeline may name (see bluewhale/dataset/groups.py)."""
         return column_groups(self)

@@ -2,8 +2,16 @@
 
 An engine has a `name` and `run(dataset, pipeline, out) -> EngineResult`, which reads the data set,
 runs the ops and writes `out/train.parquet` and `out/test.parquet` (a file or a folder of parts). All
-engines give the same table: the same rows in the same order, the same ids, floats equal up to rounding.
-Helpers here define the engine-independent parts (row order, the negative-sampling hash).
+engines give the same table: the same rows in the same order, the same ids, floats equal up to rounding,
+the same column types. Helpers here define the engine-independent parts (row order, the
+negative-sampling hash, the hidden columns).
+
+Each split's table is the data columns followed by the hidden columns (names starting with `__`, which
+no data column may have): `__row` (int64, the input row's position), `__sub` (int32, 0 for the row
+itself, k for its k-th negative sample) and, for each raw column `c` in the data set's `planted_keys`,
+`__key_<c>`: the value of `c` as read, before any op touched it (for a negative sample, the sampled
+item's raw value where `c` is the sampled item or one of its `item_columns`). Readers of processed data
+that want the features alone select their columns (the connector does) or drop `hidden_columns(...)`.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from bluewhale.recdp.ops import TIME_FEATURES, Op, Pipeline, Split
 # (0 = the row itself, k = its k-th negative sample) and the split it belongs to (an index of PARTS).
 ROW, SUB, PART = "__row", "__sub", "__part"
 HIDDEN = (ROW, SUB, PART)
+WRITTEN = (ROW, SUB)  # the hidden columns every split's parquet keeps (then the planted keys); PART goes
+KEY = "__key_"  # __key_<c>: raw column c as read, for each c in the data set's planted_keys
 PARTS = ("train", "valid", "test")  # ops are fitted on PART == 0 (train) and applied to every part
 MASK32 = 0xFFFFFFFF
 _MIX = 0x45D9F3B
@@ -87,7 +97,7 @@ def cardinalities(ops: list[Op], sizes: dict[str, int]) -> dict[str, int]:
         if op.op == "bucketize":
             out |= {c: len(op.args["boundaries"]) + 2 for c in op.columns}  # 0: missing
         elif op.op == "hash_mod":
-            out |= {c: op.args["buckets"] for c in op.columns}
+            out |= {c: op.args["buckets"] + 1 for c in op.columns}  # 0: missing
         elif op.op == "categorify":
             out |= {c: sizes[c] for c in op.columns}
         elif op.op == "time_features":
@@ -96,10 +106,49 @@ def cardinalities(ops: list[Op], sizes: dict[str, int]) -> dict[str, int]:
     return out
 
 
-def add_hidden(table: pa.Table, split: Split, first_row: int = 0, total_rows: int | None = None) -> pa.Table:
-    """Append the row position, sub-row rank and split index that every engine carries.
+def is_hidden(name: str) -> bool:
+    """Whether a column is one of the hidden columns (they alone start with `__`)."""
+    return name.startswith("__")
+
+
+def key_column(column: str) -> str:
+    """The hidden column holding raw column `column` as read (for a planted key)."""
+    return KEY + column
+
+
+def planted_keys(dataset) -> tuple[str, ...]:
+    """The raw columns a data set wants carried as hidden keys (none for data sets without the attribute)."""
+    return tuple(getattr(dataset, "planted_keys", ()) or ())
+
+
+def output_columns(columns: list[str]) -> list[str]:
+    """The columns a split is written with, in order: data columns, then `__row`, `__sub`, the keys."""
+    keys = [c for c in columns if c.startswith(KEY)]
+    return [c for c in columns if not is_hidden(c)] + list(WRITTEN) + keys
+
+
+def check_input_columns(columns: list[str], keys: tuple[str, ...]) -> None:
+    """Refuse input columns named like hidden columns, and planted keys the input does not have."""
+    hidden = [c for c in columns if is_hidden(c)]
+    if hidden:
+        raise ValueError(f"columns {hidden}: names starting with '__' are reserved for hidden columns")
+    absent = [c for c in keys if c not in columns]
+    if absent:
+        raise ValueError(f"planted_keys {absent}: not columns of the data set; it has {list(columns)}")
+
+
+def add_hidden(
+    table: pa.Table,
+    split: Split,
+    first_row: int = 0,
+    total_rows: int | None = None,
+    keys: tuple[str, ...] = (),
+) -> pa.Table:
+    """Append the row position, sub-row rank and split index that every engine carries, and the raw
+    value of each planted key column (`__key_<c>`).
 
     `table` may be a piece of the input: its rows are then `first_row`.. of `total_rows`."""
+    check_input_columns(table.column_names, keys)
     n = table.num_rows
     rows = np.arange(first_row, first_row + n, dtype=np.int64)
     if split.by == "position":
@@ -115,4 +164,7 @@ def add_hidden(table: pa.Table, split: Split, first_row: int = 0, total_rows: in
         part = (test if split.valid_after is None else after(split.valid_after)).astype(np.int8) + test
     table = table.append_column(ROW, pa.array(rows))
     table = table.append_column(SUB, pa.array(np.zeros(n, dtype=np.int32)))
-    return table.append_column(PART, pa.array(part.astype(np.int8)))
+    table = table.append_column(PART, pa.array(part.astype(np.int8)))
+    for c in keys:
+        table = table.append_column(key_column(c), table.column(c))
+    return table

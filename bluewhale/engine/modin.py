@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from bluewhale.dataset.badrows import EXAMPLES, BadRows
-from bluewhale.engine import add_hidden
+from bluewhale.engine import add_hidden, planted_keys
 from bluewhale.engine.pandas import _NULLABLE, PandasEngine
 from bluewhale.recdp.ops import Split
 
@@ -49,8 +49,10 @@ def _chunk_summary(chunk: tuple[pa.Table, list, int]) -> tuple[int, int, int, li
     return table.num_rows, lines, len(problems), sorted(problems)[:EXAMPLES]
 
 
-def _chunk_frame(chunk: tuple[pa.Table, list, int], split: Split, first_row: int, total_rows: int):
-    return _STEPS.to_frame(add_hidden(chunk[0], split, first_row, total_rows))
+def _chunk_frame(
+    chunk: tuple[pa.Table, list, int], split: Split, first_row: int, total_rows: int, keys: tuple[str, ...]
+):
+    return _STEPS.to_frame(add_hidden(chunk[0], split, first_row, total_rows, keys))
 
 
 class ModinEngine(PandasEngine):
@@ -134,7 +136,10 @@ class ModinEngine(PandasEngine):
             first += [(line + lines, reason) for line, reason in problems]
             rows, lines, count = rows + kept, lines + chunk_lines, count + bad
         report = dataset.report_chunks(count, first)
-        parts = [self._submit(_chunk_frame, c, split, s, rows) for c, s in zip(chunks, starts, strict=True)]
+        keys = planted_keys(dataset)
+        parts = [
+            self._submit(_chunk_frame, c, split, s, rows, keys) for c, s in zip(chunks, starts, strict=True)
+        ]
         return parts, rows, report
 
     def partition(self, table: pa.Table) -> list:

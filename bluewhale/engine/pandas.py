@@ -23,7 +23,6 @@ import pyarrow.parquet as pq
 
 from bluewhale.dataset.badrows import BadRows
 from bluewhale.engine import (
-    HIDDEN,
     PART,
     PARTS,
     ROW,
@@ -33,7 +32,10 @@ from bluewhale.engine import (
     add_hidden,
     cardinalities,
     fill_value,
+    key_column,
     negative_draw,
+    output_columns,
+    planted_keys,
 )
 from bluewhale.recdp.ops import TIME_UNITS, Op, Split
 
@@ -99,7 +101,7 @@ class PandasEngine:
     def read(self, dataset, split: Split) -> tuple[list, int, BadRows]:
         """The input as partitions with the hidden columns, its number of rows and its bad rows."""
         table, bad = dataset.read()
-        return self.partition(add_hidden(table, split)), table.num_rows, bad
+        return self.partition(add_hidden(table, split, keys=planted_keys(dataset))), table.num_rows, bad
 
     def partition(self, table: pa.Table) -> list:
         return [self.to_frame(table)]
@@ -127,21 +129,21 @@ class PandasEngine:
     def _arrow(self, part: pd.DataFrame) -> pa.Table:
         table = pa.Table.from_pandas(part, preserve_index=False)
         # Arrow-backed pandas strings come out as large_string; write plain strings, as Spark does
-        schema = pa.schema(
-            [f.with_type(pa.string()) if f.type == pa.large_string() else f for f in table.schema]
-        )
+        schema = pa.schema([f.with_type(_plain_type(f.type)) for f in table.schema])
         return table.cast(schema)
 
     def _schema(self, table: pa.Table) -> pa.Schema:
         return table.schema
 
     def _write(self, table: pa.Table, schema: pa.Schema, paths: dict[str, str]) -> None:
-        """Write the rows of each split (name -> path), without the hidden columns."""
+        """Write the rows of each split (name -> path): data columns, then `__row`, `__sub` and the keys."""
         table = table.cast(schema)  # a partition may hold only nulls, or only empty lists, in a column
         part = table.column(PART).to_numpy()
+        table = table.select(output_columns(table.column_names))
+        table = table.set_column(table.schema.get_field_index(ROW), ROW, table.column(ROW).cast(pa.int64()))
+        table = table.set_column(table.schema.get_field_index(SUB), SUB, table.column(SUB).cast(pa.int32()))
         for split, path in paths.items():
-            rows = table.filter(pa.array(part == PARTS.index(split)))
-            pq.write_table(rows.drop_columns(list(HIDDEN)), path)
+            pq.write_table(table.filter(pa.array(part == PARTS.index(split))), path)
 
     # Column ops: fitted on the train rows (PART == 0), applied to all rows.
     def _apply_fill_na(self, part, op: Op, state):
@@ -196,15 +198,16 @@ class PandasEngine:
         return part
 
     def _apply_hash_mod(self, part, op: Op, state):
+        """1 + the value's hash modulo `buckets`; 0 for a missing value (null, or NaN in a float column)."""
         buckets = op.args["buckets"]
         for c in op.columns:
             col = part[c]
             if pd.api.types.is_integer_dtype(col.dtype):
-                part[c] = (col % buckets).fillna(0).astype(np.int64)
+                part[c] = (col % buckets + 1).fillna(0).astype(np.int64)
             else:  # CRC-32 of the UTF-8 bytes: Spark's crc32() computes the same
                 codes, uniques = pd.factorize(col)
-                hashed = np.array([zlib.crc32(str(v).encode()) % buckets for v in uniques] + [0], np.int64)
-                part[c] = pd.Series(hashed[codes], index=part.index)
+                hashed = [zlib.crc32(str(v).encode()) % buckets + 1 for v in uniques]
+                part[c] = pd.Series(np.array([*hashed, 0], np.int64)[codes], index=part.index)
         return part
 
     def _partial_categorify(self, part, op: Op):
@@ -307,41 +310,58 @@ class PandasEngine:
         return part.merge(side, how="left", on=op.args["keys"], sort=False)
 
     def _apply_sequence_history(self, frame, op: Op, state):
-        """Each row gets lists of the same user's earlier values (by time, then row), the last max_len."""
-        user, max_len = op.args["user"], op.args["max_len"]
-        order = np.lexsort(
-            (
-                frame[SUB].to_numpy(),
-                frame[ROW].to_numpy(),
-                frame[op.args["time"]].to_numpy(),
-                frame[user].to_numpy(),
-            )
-        )
-        users = frame[user].to_numpy()[order]
-        position = np.arange(len(order))
-        first = np.r_[True, users[1:] != users[:-1]] if len(order) else np.zeros(0, bool)
-        start = np.maximum.accumulate(np.where(first, position, 0))
-        lengths = np.minimum(position - start, max_len)
+        """Each row gets lists of its user's events strictly before its time, the last `max_len` of them.
+
+        Events are the real rows (`__sub` 0) with a user and a time, ordered by (time, row): a row never
+        sees itself, a row of its user at the same time, or a negative sample; a negative gets its
+        positive's history. A row without a user or a time (null, or NaN) has an empty history and is in
+        no one's. A null value in a history column stays in the list as a null element, so the history
+        columns of one op stay aligned element by element.
+        """
+        max_len = op.args["max_len"]
+        users, _ = pd.factorize(frame[op.args["user"]])  # -1: missing
+        times, _ = pd.factorize(frame[op.args["time"]], sort=True)  # ranks in time order; -1: missing
+        rows = frame[ROW].to_numpy(np.int64)
+        valid = (users >= 0) & (times >= 0)
+        event = valid & (frame[SUB].to_numpy() == 0)
+        # events and the rows asking for a history in one order: (user, time, asker before event, row)
+        asks, events = np.flatnonzero(valid), np.flatnonzero(event)
+        at = np.r_[asks, events]
+        is_event = np.r_[np.zeros(len(asks), np.int64), np.ones(len(events), np.int64)]
+        order = np.lexsort((rows[at], is_event, times[at], users[at]))
+        before = np.cumsum(is_event[order]) - is_event[order]  # events earlier in this order
+        ordered_events = at[order][is_event[order] == 1]  # frame positions of the events, in order
+        first_event = np.searchsorted(users[ordered_events], users[at[order]], side="left")
+        asking = is_event[order] == 0
+        end, start = before[asking], first_event[asking]  # an asker's earlier events: [start, end)
+        lengths = np.zeros(len(frame), np.int64)
+        last = np.zeros(len(frame), np.int64)
+        lengths[at[order][asking]] = np.minimum(end - start, max_len)
+        last[at[order][asking]] = end
         offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
-        take = np.repeat(position - lengths, lengths) + (
+        take = np.repeat(last - lengths, lengths) + (
             np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
         )
-        back = np.empty_like(order)
-        back[order] = position
         for c in op.args["columns"]:
-            values = pa.array(frame[c].to_numpy(dtype=object)[order][take], from_pandas=True)
-            lists = pa.ListArray.from_arrays(pa.array(offsets), values).take(pa.array(back))
+            values = pa.Array.from_pandas(frame[c]).take(pa.array(ordered_events[take], pa.int64()))
+            if isinstance(values, pa.ChunkedArray):  # Arrow-backed strings of several partitions
+                values = values.combine_chunks()
+            lists = pa.ListArray.from_arrays(pa.array(offsets), values)
             frame[f"hist_{c}"] = pd.Series(lists.to_pandas(), index=frame.index)
         return frame
 
     def _partial_negative_sample(self, part, op: Op):
-        """The distinct train items, with the columns that describe them."""
+        """The distinct train items, with the columns that describe them (and their planted keys, as in
+        the first train row that has them)."""
         columns = [op.args["item"], *op.args["item_columns"]]
-        return part.loc[part[PART] == 0, columns].dropna(subset=[op.args["item"]]).drop_duplicates()
+        train = part.loc[part[PART] == 0, [*columns, *_item_keys(part, op), ROW]]
+        train = train.dropna(subset=[op.args["item"]]).sort_values(ROW, kind="stable")
+        return train.drop_duplicates(columns)
 
     def _fit_negative_sample(self, summaries: list, op: Op, sizes: dict) -> pd.DataFrame:
         item, described = op.args["item"], op.args["item_columns"]
-        items = pd.concat(summaries, ignore_index=True).drop_duplicates()
+        items = pd.concat(summaries, ignore_index=True).sort_values(ROW, kind="stable")
+        items = items.drop_duplicates([item, *described]).drop(columns=ROW)
         items = items.sort_values(item, kind="stable", ignore_index=True)
         if (distinct := items[item].nunique()) < 2:
             raise ValueError(f"negative_sample: the train rows have {distinct} distinct {item}; need 2")
@@ -355,26 +375,43 @@ class PandasEngine:
     def _apply_negative_sample(self, part, op: Op, items: pd.DataFrame):
         """After each positive, `ratio` copies with a different random item (from the train items), label 0.
 
-        A negative takes the sampled item's `item_columns` too (e.g. its category), as seen in train rows.
+        A negative takes the sampled item's `item_columns` too (e.g. its category), as seen in train rows,
+        and the planted keys of those columns (`__key_<item>`...), as in the first train row with the item.
         """
         item, label, ratio = op.args["item"], op.args["label"], op.args["ratio"]
         vocabulary = items[item].to_numpy()
-        positives = part[part[label] == 1]
-        chosen = positives[item].to_numpy()
+        positives = part[(part[label] == 1).fillna(False).to_numpy(bool)]  # a null label: not a positive
+        missing = positives[item].isna().to_numpy()  # a positive without an item: any item is another
+        chosen = np.where(missing, vocabulary[0], positives[item].to_numpy(dtype=object))
         place = np.searchsorted(vocabulary, chosen)
         known = (place < len(vocabulary)) & (vocabulary[np.minimum(place, len(vocabulary) - 1)] == chosen)
+        known &= ~missing
         samples = [part]
         for k in range(ratio):
             x = negative_draw(positives[ROW].to_numpy(np.int64), k, ratio, op.args["seed"]).astype(np.int64)
             pick = np.where(known, x % (len(vocabulary) - 1), x % len(vocabulary))
             pick = pick + (known & (pick >= place))  # skip the positive's own item
             negative = positives.copy()
-            for c in (item, *op.args["item_columns"]):
+            for c in (item, *op.args["item_columns"], *_item_keys(part, op)):
                 negative[c] = pd.Series(items[c].to_numpy()[pick], index=negative.index).astype(part[c].dtype)
             negative[label] = pd.Series(0, index=negative.index).astype(part[label].dtype)
-            negative[SUB] = positives[SUB] + k + 1
+            negative[SUB] = (positives[SUB] + k + 1).astype(np.int32)
             samples.append(negative)
         return pd.concat(samples, ignore_index=True).sort_values([ROW, SUB], kind="stable", ignore_index=True)
+
+
+def _item_keys(part: pd.DataFrame, op: Op) -> list[str]:
+    """The planted-key columns of a negative sample's item and item columns (they follow the item)."""
+    return [k for c in (op.args["item"], *op.args["item_columns"]) if (k := key_column(c)) in part.columns]
+
+
+def _plain_type(t: pa.DataType) -> pa.DataType:
+    """Large strings (Arrow-backed pandas strings) as plain strings, in lists too, as Spark writes them."""
+    if t == pa.large_string():
+        return pa.string()
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return pa.list_(_plain_type(t.value_type))
+    return t
 
 
 def _side_frame(sides: dict, op: Op) -> pd.DataFrame:

@@ -19,7 +19,6 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from bluewhale.engine import (
-    HIDDEN,
     MASK32,
     PART,
     PARTS,
@@ -28,7 +27,9 @@ from bluewhale.engine import (
     EngineResult,
     cardinalities,
     fill_value,
+    key_column,
     mix32,
+    output_columns,
 )
 from bluewhale.engine.spark_readers import read_input, read_side_tables
 from bluewhale.recdp.ops import TIME_UNITS, Op, Pipeline
@@ -91,8 +92,10 @@ class SparkEngine:
             # the ops run once: their result is written to scratch, and each split is read from there
             df.write.parquet(str(scratch / "processed.parquet"))
             df = spark.read.parquet(str(scratch / "processed.parquet"))
+            columns = output_columns(df.columns)  # data columns, then __row, __sub and the planted keys
+            df = df.withColumns({ROW: F.col(ROW).cast("long"), SUB: F.col(SUB).cast("int")})
             for split in pipeline.split.names:
-                part = df.filter(F.col(PART) == PARTS.index(split)).orderBy(ROW, SUB).drop(*HIDDEN)
+                part = df.filter(F.col(PART) == PARTS.index(split)).orderBy(ROW, SUB).select(*columns)
                 part.write.parquet(str(out / f"{split}.parquet"))
         finally:
             spark.catalog.clearCache()
@@ -147,14 +150,17 @@ class SparkEngine:
         return df.withColumns({c: bucket(c) for c in op.columns})
 
     def _hash_mod(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
+        """1 + the value's hash modulo `buckets`; 0 for a missing value (null, or NaN in a float column)."""
         buckets = F.lit(op.args["buckets"])
 
         def hashed(c: str) -> Column:
             if isinstance(df.schema[c].dataType, T.IntegralType):
-                return F.coalesce(F.pmod(F.col(c), buckets), F.lit(0)).cast("long")
-            return F.coalesce(
-                F.pmod(F.crc32(F.col(c).cast("string").cast("binary")), buckets), F.lit(0)
-            ).cast("long")
+                ids = F.pmod(F.col(c), buckets) + 1
+            else:
+                ids = F.pmod(F.crc32(F.col(c).cast("string").cast("binary")), buckets) + 1
+                if _is_float(df, c):
+                    ids = F.when(~F.isnan(c), ids)
+            return F.coalesce(ids, F.lit(0)).cast("long")
 
         return df.withColumns({c: hashed(c) for c in op.columns})
 
@@ -235,7 +241,8 @@ class SparkEngine:
         for c in op.columns:
             train = df.filter(_train()).filter(F.col(c).isNotNull())
             per_fold = train.groupBy(F.col(c).alias("_v"), F.col("_fold").alias("_f")).agg(
-                F.sum(y).alias("_fs"), F.count("*").alias("_fc")
+                F.sum(y).alias("_fs"),
+                F.count(y).alias("_fc"),  # null targets count for nothing
             )
             total = per_fold.groupBy("_v").agg(F.sum("_fs").alias("_ts"), F.sum("_fc").alias("_tc"))
             df = df.join(total, df[c] == total["_v"], "left").drop("_v")
@@ -278,13 +285,51 @@ class SparkEngine:
         return df.join(side, on=on, how="left")
 
     def _sequence_history(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
-        """Each row gets lists of the same user's earlier values (by time, then row), the last max_len."""
-        window = (
-            Window.partitionBy(op.args["user"])
-            .orderBy(op.args["time"], ROW, SUB)
-            .rowsBetween(-op.args["max_len"], -1)
+        """Each row gets lists of its user's events strictly before its time, the last `max_len` of them.
+
+        Events are the real rows (`__sub` 0) with a user and a time, ordered by (time, row); see the
+        pandas engine's `_apply_sequence_history` for the meaning. Null values stay in the lists (a
+        struct of the history columns is collected, which `collect_list` never drops).
+        """
+        user, time, max_len, columns = (
+            op.args["user"],
+            op.args["time"],
+            op.args["max_len"],
+            op.args["columns"],
         )
-        return df.withColumns({f"hist_{c}": F.collect_list(c).over(window) for c in op.args["columns"]})
+        known = F.col(user).isNotNull() & F.col(time).isNotNull()
+        if _is_float(df, time):
+            known = known & ~F.isnan(time)
+        if _is_float(df, user):
+            known = known & ~F.isnan(user)
+        events = df.filter(known & (F.col(SUB) == 0))
+        in_order = Window.partitionBy(user).orderBy(time, ROW)
+        # each event: its number among the user's events (1..) and the last max_len events up to it
+        ends = events.select(
+            user,
+            F.row_number().over(in_order).cast("long").alias("_n"),
+            F.collect_list(F.struct(*[F.col(c).alias(f"_c{i}") for i, c in enumerate(columns)]))
+            .over(in_order.rowsBetween(1 - max_len, 0))
+            .alias("_h"),
+        )
+        # each (user, time) asked for: how many of the user's events are strictly earlier
+        asked = df.filter(known).select(user, time).distinct().withColumn("_e", F.lit(0))
+        marks = asked.unionByName(events.select(user, time, F.lit(1).alias("_e")))
+        earlier = F.sum("_e").over(
+            Window.partitionBy(user).orderBy(time, "_e").rowsBetween(Window.unboundedPreceding, 0)
+        )
+        asked = (
+            marks.select(user, time, "_e", earlier.cast("long").alias("_n"))
+            .filter(F.col("_e") == 0)
+            .drop("_e")
+        )
+        histories = asked.join(ends, on=[user, "_n"], how="left").drop("_n")
+        out = df.join(histories, on=[user, time], how="left")
+        new = {}
+        for i, c in enumerate(columns):
+            kind = T.ArrayType(df.schema[c].dataType)
+            new[f"hist_{c}"] = F.coalesce(F.transform("_h", _field(f"_c{i}")), F.array().cast(kind))
+        return out.withColumns(new).drop("_h")
 
     def _negative_sample(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
         """After each positive, `ratio` copies with a different random item (from the train items), label 0.
@@ -293,15 +338,21 @@ class SparkEngine:
         """
         item, label, ratio = op.args["item"], op.args["label"], op.args["ratio"]
         described = op.args["item_columns"]
-        rename = {c: f"_d_{c}" for c in described}
-        items = (
+        # the planted keys of the item and its columns follow the sampled item (treated as item columns,
+        # taken from the first train row with the item, not checked to describe it alone)
+        keys = [k for c in (item, *described) if (k := key_column(c)) in df.columns]
+        rename = {c: f"_d_{c}" for c in [*described, *keys]}
+        train = (
             df.filter(_train())
-            .select(F.col(item).alias("_item"), *[F.col(c).alias(rename[c]) for c in described])
-            .filter(F.col("_item").isNotNull())
-            .distinct()
+            .filter(F.col(item).isNotNull())
+            .select(F.col(item).alias("_item"), *[F.col(c).alias(rename[c]) for c in rename], ROW, SUB)
         )
+        first = Window.partitionBy("_item", *[rename[c] for c in described]).orderBy(ROW, SUB)
+        items = train.withColumn("_first", F.row_number().over(first)).filter(F.col("_first") == 1)
+        items = items.drop("_first", ROW, SUB)
         vocabulary = items.select(
-            "*", (F.row_number().over(Window.orderBy("_item", *rename.values())) - 1).alias("_pos")
+            "*",
+            (F.row_number().over(Window.orderBy("_item", *[rename[c] for c in described])) - 1).alias("_pos"),
         ).cache()
         n = vocabulary.count()
         if n < 2:
@@ -330,12 +381,17 @@ class SparkEngine:
         negatives = negatives.withColumns(
             {
                 item: F.col("_item").cast(df.schema[item].dataType),
-                **{c: F.col(rename[c]).cast(df.schema[c].dataType) for c in described},
+                **{c: F.col(rename[c]).cast(df.schema[c].dataType) for c in rename},
                 label: F.lit(0).cast(label_type),
                 SUB: (F.col(SUB) + F.col("_k") + 1).cast(df.schema[SUB].dataType),
             }
         ).select(*df.columns)
         return df.unionByName(negatives)
+
+
+def _field(name: str):
+    """A one-argument function for `F.transform`: the struct field `name` of each element."""
+    return lambda x: x[name]
 
 
 def _train() -> Column:

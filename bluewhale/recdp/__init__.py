@@ -20,13 +20,17 @@ from bluewhale.recdp.ops import Pipeline, output_groups, parse_ops, parse_split
 log = logging.getLogger(__name__)
 # Part of the cache key: bump it when a change to the engines or ops changes their output, so that
 # processed data written by older code is not reused.
-OUTPUT_VERSION = 2
+OUTPUT_VERSION = 3  # 3: hidden columns (__row, __sub, planted keys) written; hash_mod 0 = missing
 
 
 @dataclass
 class Processed:
     """A processed data set on disk: `<path>/<split>.parquet` (file or folder) for train, valid (when the
-    pipeline has one) and test, and `<path>/meta.json`."""
+    pipeline has one) and test, and `<path>/meta.json`.
+
+    A split's table is its data columns (the groups in `meta["groups"]`), then the hidden columns, whose
+    names alone start with `__`: `__row`, `__sub` and `__key_<c>` for each of the data set's
+    `planted_keys` (see `bluewhale.engine`). Select the columns you need, or drop the hidden ones."""
 
     path: Path
     meta: dict
@@ -55,7 +59,11 @@ def parse_pipeline(recdp: dict, dataset) -> Pipeline:
     groups = column_groups(dataset)
     ops = parse_ops(recdp["ops"], groups, side_tables=side_table_columns(dataset))
     split = parse_split(recdp["split"], groups)
-    return Pipeline(recdp["name"], ops, split, groups, output_groups(ops, groups))
+    out = output_groups(ops, groups)
+    reserved = sorted({c for cols in out.values() for c in cols if c.startswith("__")})
+    if reserved:
+        raise ValueError(f"recdp: columns {reserved} start with '__', which is reserved for hidden columns")
+    return Pipeline(recdp["name"], ops, split, groups, out)
 
 
 def process(dataset, recdp: dict, engine, cache_dir: str | Path) -> Processed:

@@ -2,8 +2,9 @@
 MovieLens, Twitter RecSys 2021, Amazon Books reviews, Outbrain CSVs), else through the data set's own
 `read()` (an Arrow table handed to Spark from the driver; fine only for small in-memory inputs).
 
-Every reader returns a DataFrame with the hidden columns (row position, sub-row, split index), where the
-row position counts the rows kept, in file order: the same numbering the pandas engine gives them.
+Every reader returns a DataFrame with the hidden columns (row position, sub-row, split index, and a raw
+copy `__key_<c>` of each of the data set's `planted_keys`), where the row position counts the rows kept,
+in file order: the same numbering the pandas engine gives them.
 The shared line machinery is in `lines.py`; each format's parse is in a module of its own.
 """
 
@@ -21,7 +22,16 @@ from bluewhale.dataset.criteo_1tb import DAY_FILE, CriteoDays
 from bluewhale.dataset.movielens import MovieLens
 from bluewhale.dataset.outbrain import Outbrain
 from bluewhale.dataset.twitter import TwitterRecSys2021
-from bluewhale.engine import PART, ROW, SUB, add_hidden, position_bounds
+from bluewhale.engine import (
+    PART,
+    ROW,
+    SUB,
+    add_hidden,
+    check_input_columns,
+    key_column,
+    planted_keys,
+    position_bounds,
+)
 from bluewhale.engine.spark_readers.amazon_books import amazon_sides, read_amazon_books
 from bluewhale.engine.spark_readers.criteo import read_criteo
 from bluewhale.engine.spark_readers.movielens import movielens_sides, read_movielens
@@ -54,9 +64,10 @@ def read_input(spark: SparkSession, dataset, split: Split, scratch: Path) -> tup
             "the Spark engine has no native reader for %s: reading it on the driver", type(dataset).__name__
         )
         table, report = dataset.read()
-        df = spark.createDataFrame(add_hidden(table, split))
+        df = spark.createDataFrame(add_hidden(table, split, keys=planted_keys(dataset)))
         return df, table.num_rows, {"count": report.count, "examples": report.examples}
-    return with_split(df, kept, split), kept, {"count": bad.count, "examples": bad.examples}
+    df = with_split(df, kept, split, planted_keys(dataset))
+    return df, kept, {"count": bad.count, "examples": bad.examples}
 
 
 def read_side_tables(spark: SparkSession, dataset, scratch: Path) -> dict[str, DataFrame]:
@@ -77,8 +88,10 @@ def read_side_tables(spark: SparkSession, dataset, scratch: Path) -> dict[str, D
     return {name: spark.createDataFrame(table) for name, table in dataset.side_tables().items()}
 
 
-def with_split(df: DataFrame, rows: int, split: Split) -> DataFrame:
-    """Add the sub-row rank and the split index (see `bluewhale.engine.PART`) to rows that have their position."""
+def with_split(df: DataFrame, rows: int, split: Split, keys: tuple[str, ...] = ()) -> DataFrame:
+    """Add the sub-row rank, the split index (see `bluewhale.engine.PART`) and the planted keys' raw
+    copies to rows that have their position."""
+    check_input_columns([c for c in df.columns if c != ROW], keys)
     if split.by == "position":
         valid_start, test_start = position_bounds(split, rows)
         part = (F.col(ROW) >= valid_start).cast("tinyint") + (F.col(ROW) >= test_start).cast("tinyint")
@@ -89,4 +102,5 @@ def with_split(df: DataFrame, rows: int, split: Split) -> DataFrame:
 
         valid_after = split.test_after if split.valid_after is None else split.valid_after
         part = after(valid_after) + after(split.test_after)
-    return df.withColumn(SUB, F.lit(0).cast("int")).withColumn(PART, part.cast("tinyint"))
+    df = df.withColumn(SUB, F.lit(0).cast("int")).withColumn(PART, part.cast("tinyint"))
+    return df.withColumns({key_column(c): F.col(c) for c in keys})
