@@ -53,7 +53,7 @@ def check_dien_inputs(inputs: Inputs) -> None:
                 f"share one embedding table, so categorify them with one vocabulary "
                 f"(recdp categorify shared: [[{i}, {h}]])"
             )
-    if "user" in inputs and inputs["user"].kind != "int":
+    if "user" in inputs and len(inputs["user"]) and inputs["user"].kind != "int":
         raise ValueError(
             f"model.inputs.user: expected id columns (e.g. [reviewerID]), got {inputs['user'].kind} "
             f"columns {list(inputs['user'].columns)}"
