@@ -37,6 +37,7 @@ def test_one_logit_per_row_or_per_task_and_each_part_alone():
     assert deep_only.wide is None and deep_only(b).shape == (6,)
     wide_only = WideAndDeep(inputs(tasks=2), crosses=[["c0", "c2"]], deep=False, cross_buckets=16)
     assert wide_only.deep is None and wide_only(b).shape == (6, 2)
+    assert wide_only.wide.weight.shape == (5 + 7 + 3 + 16, 2)  # each task its own wide weights
     no_dense = WideAndDeep(inputs(dense=0), deep_mlp=[8])  # Outbrain has no dense group
     assert no_dense({k: v for k, v in b.items() if k != "dense"} | {"dense": torch.zeros(6, 0)}).shape == (6,)
     with pytest.raises(ValueError, match="model.wide, model.deep"):

@@ -131,9 +131,9 @@ class WideAndDeep(nn.Module):
         sizes = [size for _, _, _, size in columns]
 
         self.wide = None
-        if wide:  # one weight a row: every id of every column, then each cross's buckets
+        if wide:  # a row of weights (one a task): every id of every column, then each cross's buckets
             rows = sum(sizes) + len(self.crosses) * cross_buckets
-            self.wide = nn.EmbeddingBag(rows, 1, mode="sum", sparse=True)
+            self.wide = nn.EmbeddingBag(rows, self.tasks, mode="sum", sparse=True)
             nn.init.zeros_(self.wide.weight)
             offsets = torch.tensor([0, *sizes], dtype=torch.long).cumsum(0)
             self.register_buffer("id_offsets", offsets[:-1], persistent=True)
@@ -175,7 +175,7 @@ class WideAndDeep(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         out = 0.0
         if self.wide is not None:
-            out = out + self.wide(self.wide_rows(batch))  # [B, 1]: broadcast over tasks
+            out = out + self.wide(self.wide_rows(batch))  # [B, T]
         if self.deep is not None:
             vectors = self.tables(self.ids(batch)).flatten(1)  # [B, n_ids * D]
             x = torch.cat([vectors, *(batch[k] for k in self.float_keys)], dim=1)
