@@ -27,7 +27,7 @@ class SigOptSweeperConf:
     metrics: dict[str, Any] = field(default_factory=dict)
     budget: int | None = None  # observations in all, failed ones included
     parallel_bandwidth: int = 1  # trials launched at once (one launcher batch)
-    seed: int | None = None  # lite driver: seeds its random and model-based suggestions
+    seed: int | None = None  # lite driver: observation n is drawn from numpy SeedSequence([seed, n])
     dry_run: bool = False  # print the experiment as YAML and exit without running a trial
 
 
