@@ -29,9 +29,9 @@ def dlrm_and_baseline(tmp_path_factory):
 
 def test_dlrm_reaches_the_planted_optimum_within_the_margin(dlrm_and_baseline):
     dlrm, _ = dlrm_and_baseline
-    assert dlrm["optimal_test_auc"] >= dlrm["test_auc"]  # the ceiling is one (up to noise: none here)
+    assert dlrm["optimal_test_auc"] >= dlrm["test_auc"]  # the planted optimum is a ceiling
     assert dlrm["test_auc"] >= dlrm["optimal_test_auc"] - MARGIN
-    assert dlrm["test_logloss"] <= dlrm["optimal_test_logloss"] + 0.02
+    assert dlrm["optimal_test_logloss"] <= dlrm["test_logloss"] <= dlrm["optimal_test_logloss"] + 0.035
 
 
 def test_dlrm_beats_logistic_regression_on_the_same_ids(dlrm_and_baseline):
