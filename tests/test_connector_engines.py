@@ -46,3 +46,34 @@ def test_a_modin_frame_converts_like_pandas(tmp_path):
     data = convert(frame, cache, rows_per_group=500)
     assert data.url == convert(table.to_pandas(), cache, rows_per_group=500).url  # same content, same key
     assert ids_of(Connector(str(tmp_path)).loader(data, FEATURES, 100, train=False)) == list(range(ROWS))
+
+
+def test_a_changed_spark_input_misses_the_cache(tmp_path):
+    """The key of a Spark frame covers the files it reads: rewriting them is new data, not a hit."""
+    pytest.importorskip("pyspark")
+    from bluewhale.engine.spark import SparkEngine
+
+    spark = SparkEngine(master="local[2]").session()
+    source = tmp_path / "input.parquet"
+    pq.write_table(planted(np.arange(ROWS)), source)
+    cache = Cache(tmp_path / "cache")
+    first = convert(spark.read.parquet(str(source)), cache, rows_per_group=1000)
+    pq.write_table(planted(np.arange(ROWS, 2 * ROWS)), source)  # same plan, other rows
+    second = convert(spark.read.parquet(str(source)), cache, rows_per_group=1000)
+    assert not first.cache_hit and not second.cache_hit and first.url != second.url
+    assert sorted(
+        ids_of(Connector(str(tmp_path / "cache")).loader(second, FEATURES, 500, train=False))
+    ) == list(range(ROWS, 2 * ROWS))
+
+
+def test_a_changed_modin_frame_misses_the_cache(tmp_path):
+    pytest.importorskip("modin")
+    from bluewhale.engine.modin import ModinEngine
+
+    engine, cache = ModinEngine(workers=1), Cache(tmp_path)
+    first = convert(engine.modin_frame(planted(np.arange(ROWS))), cache, rows_per_group=500)
+    second = convert(engine.modin_frame(planted(np.arange(1, ROWS + 1))), cache, rows_per_group=500)
+    assert not second.cache_hit and first.url != second.url
+    assert ids_of(Connector(str(tmp_path)).loader(second, FEATURES, 100, train=False)) == list(
+        range(1, ROWS + 1)
+    )
