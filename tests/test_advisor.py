@@ -263,3 +263,8 @@ def test_a_restarted_sweep_goes_on_under_its_mlflow_parent_run(tmp_path):
     assert json.loads((folder / SWEEP_FILE).read_text()) == first
     (parent,) = runs(tmp_path)
     assert parent.info.run_id == first["run_id"] and parent.info.status == "RUNNING"
+
+
+def test_a_recipe_on_its_planted_twin_sizes_by_the_twin_rows():
+    generated, _ = recipe("experiment=dlrm_criteo", "dataset.twin.rows=300000")
+    assert generated["about"]["dataset_rows"] == 300000

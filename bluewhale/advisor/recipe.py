@@ -23,8 +23,11 @@ QUALITY = {"DLRM": ("test_auc", "maximize", 0.7)}
 
 
 def dataset_rows(config: DictConfig) -> int | None:
-    """Rows of the data set: `dataset.rows` for generated ones, else estimated from the file's size."""
+    """Rows of the data set: `dataset.rows` for generated ones (`dataset.twin.rows` where a real member runs
+    its twin), else estimated from the file's size."""
     dataset = config.dataset
+    if dataset.get("path") is None and dataset.get("twin") is not None:  # the recipe runs on the planted twin
+        dataset = dataset.twin
     if dataset.get("rows"):
         return int(dataset.rows)
     path = dataset.get("path")
