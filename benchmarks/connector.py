@@ -61,6 +61,7 @@ def loader_rate(loader) -> float:
 def petastorm_rate(url: str) -> float:
     """Petastorm's make_batch_reader through bluewhale's petastorm backend (this runs inside .venv-petastorm)."""
     from bluewhale.connector.petastorm import PetastormConnector
+
     loader = PetastormConnector(cache_dir="unused").loader(
         url, _features(), BATCH, train=True, rank=0, world_size=1
     )
