@@ -3,6 +3,17 @@
 Every op is fitted on the train rows and applied to every row. Column ops (`columns:` a group of the
 data set or a list) replace their columns in place; `time_features`, `join` and `sequence_history` add
 columns, into the group named by their `group` argument (a new group if the data set has none of it).
+
+Missing values have one meaning on every engine:
+- `sequence_history`: a row's history is the `columns` of its user's real rows (not sampled negatives)
+  whose time is strictly earlier than its own, in (time, row) order, the last `max_len` of them; rows
+  of one user at the same time do not see each other, a negative gets its positive's history, and the
+  op order does not matter. A row with a null (or NaN) user or time has an empty history and is in no
+  one's. A null value in a history column stays in the list as a null element, so the lists of one op's
+  columns stay aligned element by element.
+- `target_encode`: rows with a null target count for nothing (neither in sums nor in counts).
+- `hash_mod`: a missing value (null, or NaN in a float column) gets id 0, real values 1..`buckets`.
+- `negative_sample`: a row with a null label is not a positive (it gets no negatives).
 """
 
 from __future__ import annotations
