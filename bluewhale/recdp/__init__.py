@@ -36,8 +36,11 @@ class Processed:
     meta: dict
     cache_hit: bool
 
-    def table(self, split: str) -> pa.Table:
-        return pq.read_table(self.path / f"{split}.parquet")
+    def table(self, split: str, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(self.path / f"{split}.parquet", columns=columns)
+
+    def schema(self, split: str = "train") -> pa.Schema:
+        return pads.dataset(self.path / f"{split}.parquet", format="parquet").schema
 
 
 def column_groups(dataset) -> dict[str, list[str]]:
@@ -64,6 +67,12 @@ def parse_pipeline(recdp: dict, dataset) -> Pipeline:
     if reserved:
         raise ValueError(f"recdp: columns {reserved} start with '__', which is reserved for hidden columns")
     return Pipeline(recdp["name"], ops, split, groups, out)
+
+
+def planned_groups(recdp: dict, dataset) -> dict[str, list[str]]:
+    """The column groups the pipeline will output, from its config alone (reads no data)."""
+    groups = column_groups(dataset)
+    return output_groups(parse_ops(recdp["ops"], groups, side_tables=None), groups)
 
 
 def process(dataset, recdp: dict, engine, cache_dir: str | Path) -> Processed:
