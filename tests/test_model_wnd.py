@@ -191,6 +191,23 @@ def test_ftrl_on_sparse_gradients_is_algorithm_1_of_the_paper(l1, l2):
     assert torch.allclose(dense.detach().squeeze(1), torch.tensor(expected, dtype=torch.float64))
 
 
+def test_ftrl_without_l1_l2_or_beta_is_adagrad():
+    """With l1 = l2 = beta = 0, FTRL-proximal's closed form reduces to Adagrad's step (w -= lr g / sqrt(n)),
+    so the two differ only by FTRL's regularisation."""
+    ftrl_w = torch.zeros(5, 2, dtype=torch.float64, requires_grad=True)
+    adagrad_w = torch.zeros(5, 2, dtype=torch.float64, requires_grad=True)
+    ftrl, adagrad = FTRL([ftrl_w], lr=0.3), torch.optim.Adagrad([adagrad_w], lr=0.3, eps=0.0)
+    g = torch.Generator().manual_seed(0)
+    for step in range(6):
+        rows = torch.randint(0, 5, (3,), generator=g)
+        values = torch.randn(3, 2, generator=g, dtype=torch.float64)
+        for w in (ftrl_w, adagrad_w):
+            w.grad = torch.sparse_coo_tensor(rows[None], values, (5, 2), check_invariants=True)
+        ftrl.step()
+        adagrad.step()
+        assert torch.allclose(ftrl_w, adagrad_w), step
+
+
 def test_ftrl_l1_makes_exact_zeros_and_a_changed_rate_keeps_learnt_weights():
     weight = torch.zeros(3, 1, requires_grad=True)
     opt = FTRL([weight], lr=0.5, l1=0.3, beta=0.0)

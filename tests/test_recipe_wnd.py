@@ -19,12 +19,13 @@ TWIN = [
     "train.progress=false",
     "tracking.log_model=false",
 ]
-# Measured at 100k rows, seed 0 (recipes/wnd_outbrain/README.md): W&D test AUC 0.671 and MAP@12 0.639
+# Measured at 100k rows, seed 0 (recipes/wnd_outbrain/README.md): W&D test AUC 0.671 and MAP@12 0.640
 # against the planted 0.868 and 0.757. The gap is the twin's: every ad is shown about 10 times whatever
 # the size, so no model can learn an ad's own quality well (knowing it alone scores AUC 0.757).
 AUC_MARGIN, MAP_MARGIN = 0.22, 0.14  # below the planted optimum
-# Measured: deep-only 0.614 / 0.582 (W&D +0.057 on both); W&D without the planted cross 0.621 / 0.589
-BEATS_BY = 0.03  # of AUC and of MAP@12
+# Measured (AUC / MAP@12): deep-only 0.615 / 0.583 (W&D +0.056 on both); W&D without the planted cross
+# 0.632 / 0.604 (W&D +0.040 / +0.036)
+BEATS_DEEP_ONLY_BY, BEATS_ITSELF_WITHOUT_THE_CROSS_BY = 0.03, 0.02  # of AUC and of MAP@12
 WITHOUT_PLANTED_CROSS = "model.crosses=[[advertiser_id,platform]]"
 
 
@@ -78,8 +79,8 @@ def test_wide_and_deep_beats_deep_only_and_itself_without_the_planted_cross(reci
     wnd, deep_only, without_cross = recipe_runs[0].data.metrics, recipe_runs[1], recipe_runs[2]
     assert deep_only["optimal_test_map12"] == pytest.approx(wnd["optimal_test_map12"])  # the same rows
     for metric in ("test_map12", "test_auc"):
-        assert wnd[metric] >= deep_only[metric] + BEATS_BY
-        assert wnd[metric] >= without_cross[metric] + BEATS_BY
+        assert wnd[metric] >= deep_only[metric] + BEATS_DEEP_ONLY_BY
+        assert wnd[metric] >= without_cross[metric] + BEATS_ITSELF_WITHOUT_THE_CROSS_BY
 
 
 @pytest.mark.slow
