@@ -14,7 +14,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from bluewhale import recdp, tracking
@@ -232,6 +232,9 @@ def check_experiment(cfg: DictConfig, dataset: Any) -> None:
     check_metrics([*names, cfg.evaluate.monitor])
     groups = recdp.planned_groups(OmegaConf.to_container(cfg.recdp, resolve=True), dataset)
     check_inputs(cfg.model.inputs, groups)
+    model_class = get_class(cfg.model._target_)
+    if hasattr(model_class, "check_config"):  # a model's own checks of its settings (e.g. W&D's crosses)
+        model_class.check_config(OmegaConf.to_container(cfg.model, resolve=True), groups)
     if cfg.evaluate.group:
         check_inputs({"label": "label", "group": cfg.evaluate.group}, groups, where="evaluate")
     needs_group = [n for n in [*names, cfg.evaluate.monitor] if METRICS[n].needs == "groups"]

@@ -63,3 +63,14 @@ def test_the_check_before_processing_knows_groups_and_their_columns():
     check_inputs({"label": "label", "h": "history", "i": ["item"]}, META["groups"])
     with pytest.raises(ValueError, match=r"model.inputs.h: the pipeline makes no group or column 'history'"):
         check_inputs({"label": "label", "h": "history"}, {"label": ["label"], "sparse": ["item"]})
+
+
+def test_a_bad_cross_stops_the_command_before_any_data_is_written(tmp_path):
+    """Model settings are checked by the model's own hook before processing (W&D's crosses here)."""
+    from tests.conftest import run_bluewhale
+
+    failed = run_bluewhale(
+        tmp_path, "experiment=wnd_outbrain", "model.crosses=[[geo_state,nope]]", check=False
+    )
+    assert failed.returncode != 0 and "model.crosses[0]" in failed.stderr
+    assert not (tmp_path / "data").exists()

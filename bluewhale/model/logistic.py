@@ -11,6 +11,7 @@ from torch import nn
 
 from bluewhale.model.inputs import Inputs, tasks
 from bluewhale.model.layers import TableCollection, logits_out
+from bluewhale.train.trainer import bce
 
 
 class Logistic(nn.Module):
@@ -25,6 +26,17 @@ class Logistic(nn.Module):
         num_dense = len(inputs["dense"]) if "dense" in inputs else 0
         self.linear = nn.Linear(num_dense, self.tasks) if num_dense else None
         self.bias = nn.Parameter(torch.zeros(self.tasks))
+        self.register_buffer("bias_set", torch.tensor(False))
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """BCE; the first batch sets the bias to the logit of each task's positive rate, so a rare task's
+        intercept does not start at p = 0.5 and take thousands of steps to come down."""
+        if not self.bias_set:
+            with torch.no_grad():
+                rates = batch["label"].reshape(len(batch["label"]), -1).float().mean(0).clamp(1e-3, 1 - 1e-3)
+                self.bias.copy_(torch.logit(rates))
+                self.bias_set.fill_(True)
+        return bce(self(batch), batch["label"])
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = self.weights(batch["ids"]).sum(1) + self.bias  # [B, T]
