@@ -153,12 +153,11 @@ class DIEN(nn.Module):
         if aux_weight < 0:
             raise ValueError(f"model.aux_weight: expected a weight >= 0, got {aux_weight}")
         item: Input = inputs["item"]
-        user: Input | None = inputs.get("user") if "user" in inputs and len(inputs["user"]) else None
+        user: Input | None = inputs["user"] if "user" in inputs and len(inputs["user"]) else None
         self.tasks = tasks(inputs)
         self.aux_weight = aux_weight
-        behaviour = (
-            len(item) * embedding_dim
-        )  # a behaviour (or the target): its columns' vectors side by side
+        # a behaviour (or the target) is its columns' vectors side by side
+        behaviour = len(item) * embedding_dim
         hidden = hidden_dim or behaviour
         self.items = TableCollection(item.cardinalities, embedding_dim, sparse=sparse_gradients)
         self.users = (
