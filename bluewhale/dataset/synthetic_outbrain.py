@@ -24,12 +24,13 @@ from bluewhale.atomic import publish_atomically
 from bluewhale.dataset.outbrain import FILES, SIDE_FILES, Outbrain
 from bluewhale.dataset.planted import check_key, positive_rows, zipf_choice
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: ads recur (about 100 impressions each), as real ads do
 TOPICS = 30
 TOPIC_MATCH = 1.5
 CROSS = 2.0  # the planted (geo_state, advertiser_id) effect on the pairs that have one, before centring
 CROSS_SHARE = 0.3  # the share of (state, advertiser) pairs with an effect
-ADS_PER_ADVERTISER = 40  # few enough advertisers that each (state, advertiser) pair recurs
+IMPRESSIONS_PER_AD = 100  # a model can learn an ad's own quality (real ads: about 180 on average)
+ADS_PER_ADVERTISER = 4  # few enough advertisers that each (state, advertiser) pair recurs
 DAYS_MS = 15 * 86_400_000  # the published events span about two weeks
 # geo_location as published (country>state>dma, or country>region, `--` unknown), each state code in one
 # country only; drawn with Zipf-like weights, most often the first
@@ -89,7 +90,7 @@ def _write(path: Path, header: list[str], rows) -> None:
 def write_planted_outbrain(folder: Path, rows: int, seed: int) -> None:
     """Write clicks_train, events, promoted_content, documents_meta/topics/categories/entities CSVs."""
     rng = np.random.default_rng(seed)
-    documents, ads = max(rows // 4, 20), max(rows // 10, 10)
+    documents, ads = max(rows // 4, 20), max(rows // IMPRESSIONS_PER_AD, 10)
     campaigns, advertisers = max(ads // 3, 2), max(ads // ADS_PER_ADVERTISER, 2)
     main_topic = rng.integers(0, TOPICS, size=documents)
     quality = rng.normal(0, 1.0, size=ads)
