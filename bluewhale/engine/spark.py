@@ -105,9 +105,10 @@ class SparkEngine:
     # Column ops: fitted on the train rows (PART == 0), applied to all rows.
     def _fill_na(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
         def filled(c: str) -> Column:
-            text = isinstance(df.schema[c].dataType, T.StringType)
-            value = F.lit(fill_value(op.args["value"], c, text))
-            return F.nanvl(F.coalesce(c, value), value) if _is_float(df, c) else F.coalesce(c, value)
+            kind = df.schema[c].dataType
+            value = F.lit(fill_value(op.args["value"], c, isinstance(kind, T.StringType)))
+            col = F.nanvl(F.coalesce(c, value), value) if _is_float(df, c) else F.coalesce(c, value)
+            return col.cast(kind)  # the column keeps its type (a float column filled with 0.0 stays float)
 
         return df.withColumns({c: filled(c) for c in op.columns})
 
@@ -120,7 +121,8 @@ class SparkEngine:
                 col = F.greatest(col, F.lit(lower))
             if upper is not None:
                 col = F.least(col, F.lit(upper))
-            return F.when(F.col(c).isNull(), F.lit(None)).otherwise(col)  # greatest() would skip nulls
+            # greatest() would skip nulls; the column keeps its type (pandas' clip keeps it too)
+            return F.when(F.col(c).isNull(), F.lit(None)).otherwise(col).cast(df.schema[c].dataType)
 
         return df.withColumns({c: clipped(c) for c in op.columns})
 
