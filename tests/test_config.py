@@ -3,10 +3,11 @@
 from pathlib import Path
 
 import pytest
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 
 from bluewhale.app import CONF_DIR
-from bluewhale.pipeline import check_stages
+from bluewhale.dataset import build
+from bluewhale.pipeline import check_experiment, check_stages
 from tests.conftest import compose_config, run_bluewhale
 
 GROUPS = [
@@ -45,17 +46,16 @@ def test_defaults_are_the_embedded_ones():
 
 @pytest.mark.parametrize("group,member", [(g, m) for g in GROUPS for m in members(g)])
 def test_every_member_composes(group, member):
-    overrides = [f"{group}={member}"]
-    if member == "criteo_kaggle" or group == "experiment":
-        overrides.append("dataset.path=/data/train.txt")
-    cfg = compose_config(*overrides)
+    cfg = compose_config(f"{group}={member}")  # real data sets compose without a path: their twin runs
     assert cfg.hydra.runtime.choices[group] == member
     if group == "engine":
         assert instantiate(cfg.engine).name == member
     if group == "connector":
         assert instantiate(cfg.connector).name == member
-    if group == "model":
-        assert instantiate(cfg.model, num_dense=13, cardinalities=[4] * 26) is not None
+    if group == "model":  # a model names its class and what it reads, labels included
+        assert isinstance(get_class(cfg.model._target_), type) and "label" in cfg.model.inputs
+    if group == "experiment":  # a recipe's model, metrics and inputs agree with its pipeline, from config alone
+        check_experiment(cfg, build(cfg.dataset))
 
 
 def test_tracking_defaults_to_a_sqlite_file_in_the_launch_folder(monkeypatch):
@@ -79,7 +79,10 @@ def test_stage_lists_are_checked():
     [
         ("model.embeding_dim=8", "Could not override 'model.embeding_dim'"),
         ("model=transformer", "Could not find 'model/transformer'"),
-        ("dataset=criteo_kaggle", "dataset.path is not set"),
+        ("dataset=criteo_kaggle ~dataset.twin", "dataset.path is not set"),
+        ("model=dien", "model.inputs.history: the pipeline makes no group or column"),
+        ("evaluate.metrics=[auc,ndcg]", "evaluate.metrics: unknown metrics ['ndcg']"),
+        ("evaluate.metrics=[map12]", "evaluate.group: the metrics ['map12'] rank rows within groups"),
         ("pipeline.stages=[train]", "stage 'train' needs 'process' before it"),
         ("advisor=sigopt advisor.dry_run=true", "advisor.dry_run=true needs a sweep"),
     ],
