@@ -54,7 +54,9 @@ def test_every_member_composes(group, member):
         assert instantiate(cfg.connector).name == member
     if group == "model":  # a model names its class and what it reads, labels included
         assert isinstance(get_class(cfg.model._target_), type) and "label" in cfg.model.inputs
-    if group == "experiment":  # a recipe's model, metrics and inputs agree with its pipeline, from config alone
+    if (
+        group == "experiment"
+    ):  # a recipe's model, metrics and inputs agree with its pipeline, from config alone
         check_experiment(cfg, build(cfg.dataset))
 
 
