@@ -169,8 +169,10 @@ def planted_scores(ctx: Context, split: str) -> np.ndarray | None:
     if not hasattr(ctx.dataset, "planted"):
         return None
     skipped = ctx.processed.meta["bad_rows"]["count"]
-    if skipped:
-        log.warning("no planted optimum: %d input rows were skipped, so rows no longer match lines", skipped)
+    if skipped:  # kept rows are numbered without the skipped lines: they no longer match the planted rows
+        why = f"unknown: {skipped} input rows were skipped (dataset.bad_rows=skip)"
+        log.warning("no planted optimum: %s", why)
+        mlflow.set_tag("bluewhale.planted_optimum", why)
         return None
     hidden = [c for c in ctx.processed.schema(split).names if c.startswith("__")]
     planted = ctx.dataset.planted(ctx.processed.table(split, columns=hidden))
