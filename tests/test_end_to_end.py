@@ -120,9 +120,8 @@ def test_a_valid_split_is_written_scored_and_stops_training_early(tmp_path):
     (run,) = runs(tmp_path)
     metrics = run.data.metrics
     assert (metrics["rows_train"], metrics["rows_valid"], metrics["rows_test"]) == (22714, 3000, 4286)
-    # learnt from train: both held-out parts within reach of the planted optimum (small data: wide margin)
-    assert metrics["test_auc"] > metrics["optimal_test_auc"] - 0.06
-    assert metrics["valid_auc"] > metrics["optimal_test_auc"] - 0.06
+    # learnt from train: within reach of the planted optimum of the same rows (small data: a wide margin)
+    assert metrics["optimal_test_auc"] - 0.06 < metrics["test_auc"] <= metrics["optimal_test_auc"]
     # early stopping: fewer epochs than allowed, and the kept epoch is the best valid one
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "epoch_valid_auc")
     assert metrics["epochs"] < 20 and len(history) == metrics["epochs"]

@@ -12,9 +12,9 @@ TWIN = [
     "train.progress=false",
     "tracking.log_model=false",
 ]
-MARGIN = (
-    0.02  # of AUC below the planted optimum (measured gap at 200k rows: in recipes/dlrm_criteo/README.md)
-)
+# AUC below the planted optimum: 200k rows (a fifth of the recipe's default) leave a gap of about 0.028 (two
+# epochs, then the valid AUC falls as embeddings memorise; recipes/dlrm_criteo/README.md has the figures)
+MARGIN = 0.035
 BEATS_BASELINE_BY = 0.01  # the twin plants pairwise interactions a linear model on ids cannot express
 
 
