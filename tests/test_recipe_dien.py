@@ -18,8 +18,8 @@ AMAZON = ["experiment=dien_amazon", "dataset.twin.rows=20000", *COMMON]
 MOVIELENS = ["experiment=dien_movielens", "dataset.twin.rows=20000", *COMMON]
 AMAZON_MARGIN = 0.16  # of AUC below the planted optimum (measured: 0.13 at 20k reviews)
 AMAZON_BEATS_DLRM_BY = 0.03  # measured: 0.045 (DIEN 0.815-0.818, DLRM 0.770)
-MOVIELENS_MARGIN = 0.25  # measured: 0.217 at 20k ratings (the twin's user x item factors need more data)
-MOVIELENS_BEATS_DLRM_BY = 0.01  # measured: 0.021 (DIEN 0.660, DLRM 0.639)
+MOVIELENS_MARGIN = 0.22  # measured: 0.189 at 20k ratings, twin v3 (its drifting taste needs more data)
+MOVIELENS_BEATS_DLRM_BY = 0.015  # measured: 0.035 (DIEN 0.680, DLRM 0.645)
 
 
 def dien_and_dlrm(cwd, recipe: list[str], sparse: str) -> tuple[dict, dict]:
@@ -56,6 +56,7 @@ def test_dien_movielens_near_the_planted_optimum_and_above_dlrm_without_history(
     dien, dlrm = movielens
     assert "valid_auc" in dien  # recdp=movielens_seq has a valid split for early stopping
     assert dien["optimal_test_auc"] == pytest.approx(dlrm["optimal_test_auc"])
+    assert dien["optimal_test_auc"] >= dien["test_auc"]
     assert dien["test_auc"] >= dien["optimal_test_auc"] - MOVIELENS_MARGIN
     assert dien["test_auc"] >= dlrm["test_auc"] + MOVIELENS_BEATS_DLRM_BY
 

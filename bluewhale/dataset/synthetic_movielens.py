@@ -26,7 +26,8 @@ from bluewhale.atomic import publish_atomically
 from bluewhale.dataset.movielens import GENRES_100K, ITEM_FILES, NO_GENRES, VARIANTS, MovieLens
 from bluewhale.dataset.planted import check_key, positive_rows, sigmoid, zipf_choice
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: ml-100k's density (about 100 ratings a user, 60 an item)
+RATINGS_PER_USER, RATINGS_PER_ITEM = 100, 60  # as in ml-100k: 100,000 ratings, 943 users, 1,682 items
 LATENT_DIM = 4
 NOISE_SCALE = 0.5  # of the logistic noise on the continuous score
 BASE = 2.6
@@ -105,7 +106,7 @@ def taste_chain(rng: np.random.Generator, user: np.ndarray, states: int, switch:
 def write_planted_movielens(folder: Path, rows: int, seed: int, variant: str, positive_rating: float) -> None:
     """Write the ratings file of `variant`, its item file and `planted.npz` (the truth per row) to `folder`."""
     rng = np.random.default_rng(seed)
-    users, items = max(rows // 20, 10), max(rows // 10, 20)
+    users, items = max(rows // RATINGS_PER_USER, 10), max(rows // RATINGS_PER_ITEM, 20)
     user_factor = rng.normal(0, 0.6, size=(users, LATENT_DIM))
     item_factor = rng.normal(0, 0.6, size=(items, LATENT_DIM))
     item_bias = rng.normal(0, 0.5, size=items)
