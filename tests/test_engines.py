@@ -313,6 +313,8 @@ def test_parallel_reader_skips_and_counts_bad_lines_like_pandas(engine, request,
 
 
 def test_bluewhale_runs_end_to_end_on_spark_and_modin(tmp_path):
+    """Each engine processes and converts its own data: separate processing and connector caches (their
+    keys leave the engine out, so a shared cache would let Modin train on Spark's output)."""
     for engine in ("spark", "modin"):
         run_bluewhale(
             tmp_path,
@@ -321,11 +323,16 @@ def test_bluewhale_runs_end_to_end_on_spark_and_modin(tmp_path):
             "tracking.log_model=false",
             "engine.workers=2" if engine == "modin" else "engine.master='local[2]'",
             f"paths.processed_dir={tmp_path}/processed-{engine}",
+            f"connector.cache_dir={tmp_path}/connector-{engine}",
         )
     spark_run, modin_run = runs(tmp_path)[::-1]
-    for run in (spark_run, modin_run):
+    for run, engine in ((spark_run, "spark"), (modin_run, "modin")):
         assert run.info.status == "FINISHED" and run.data.tags["bluewhale.cache"] == "miss"
-        assert run.data.metrics["test_auc"] > 0.6
+        assert run.data.tags["bluewhale.connector.train"] == "miss"  # converted its own engine's output
+        assert run.data.tags["bluewhale.processed_path"].startswith(f"{tmp_path}/processed-{engine}/")
+        assert run.data.metrics["test_auc"] <= run.data.metrics["optimal_test_auc"]
+    # the same table, converted the same way, trained with the same seed: the same model
+    assert spark_run.data.metrics["test_auc"] == pytest.approx(modin_run.data.metrics["test_auc"], abs=1e-4)
     assert spark_run.data.params["engine._target_"] == "bluewhale.engine.spark.SparkEngine"
     assert modin_run.data.params["engine.backend"] == "dask"
 
