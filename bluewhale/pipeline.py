@@ -6,13 +6,16 @@ back. Every stage logs what it made to the active MLflow run.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -149,14 +152,15 @@ def split_metrics(ctx: Context, split: str, names: list[str], scores: np.ndarray
         )
     context = MetricContext(
         groups=table.column(group).to_numpy() if group else None,
-        positive_rate=positive_rates(ctx.processed, tasks),
+        positive_rate=positive_rates(ctx.processed.path, tuple(tasks)),  # read once, not every epoch
     )
     return score(names, labels, scores, context, tasks)
 
 
-def positive_rates(processed: recdp.Processed, tasks: list[str]) -> list[float]:
-    """Each task's positive rate on the train split (RCE's constant predictor)."""
-    table = processed.table("train", columns=tasks)
+@functools.cache
+def positive_rates(processed_path: Path, tasks: tuple[str, ...]) -> list[float]:
+    """Each task's positive rate on the train split (RCE's constant predictor); processed data is immutable."""
+    table = pq.read_table(processed_path / "train.parquet", columns=list(tasks))
     return [float(np.mean(table.column(t).to_numpy())) for t in tasks]
 
 
