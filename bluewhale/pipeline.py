@@ -42,13 +42,21 @@ class Context:
     metrics: dict[str, float] = field(default_factory=dict)
 
     connector: Connector | None = None
+    loaders: dict[tuple, Loader] = field(default_factory=dict)
 
     def batches(self, split: str, batch_size: int, train: bool = False) -> Loader:
         """Batches of a processed split through the connector: shuffled for training, in order to score.
 
         The split is converted into the connector's cache once per (RecDP key, split, layout); later runs,
-        sweep jobs and ranks reuse it.
+        sweep jobs and ranks reuse it. Within a run a loader is made once and iterated again (the valid
+        split is scored every epoch), so its files are listed and its schema read once.
         """
+        key = (split, batch_size, train)
+        if key not in self.loaders:
+            self.loaders[key] = self._loader(split, batch_size, train)
+        return self.loaders[key]
+
+    def _loader(self, split: str, batch_size: int, train: bool) -> Loader:
         if self.connector is None:
             self.connector = instantiate(self.cfg.connector)
         processed, meta = self.processed, self.processed.meta
