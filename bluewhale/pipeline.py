@@ -111,12 +111,6 @@ def train(ctx: Context) -> None:
         value = np.mean(list(split_metrics(ctx, "valid", [monitor]).values()))
         return value if METRICS[monitor].higher_is_better else -value
 
-    def on_epoch(epoch: int, record: dict[str, float]) -> None:  # learning curves in MLflow
-        mlflow.log_metric("epoch_train_loss", record["train_loss"], step=epoch)
-        if "valid" in record:
-            sign = 1 if METRICS[monitor].higher_is_better else -1
-            mlflow.log_metric(f"epoch_valid_{monitor}", sign * record["valid"], step=epoch)
-
     result = fit(
         ctx.model,
         ctx.batches("train", cfg.train.batch_size, train=True),
@@ -127,7 +121,7 @@ def train(ctx: Context) -> None:
         warmup_steps=cfg.train.warmup_steps,
         schedule=cfg.train.schedule,
         progress=cfg.train.progress,
-        on_epoch=on_epoch,
+        callbacks=[tracking.EpochCurves(monitor, METRICS[monitor].higher_is_better)],
     )
     ctx.metrics |= {
         "train_time_s": result.train_time_s,

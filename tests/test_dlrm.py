@@ -4,7 +4,7 @@ import torch
 
 from bluewhale.model.dlrm import DLRM
 from bluewhale.model.inputs import Input
-from bluewhale.train.trainer import optimizers
+from bluewhale.train.optim import optimizers
 
 
 def inputs(dense: int, cardinalities: list[int], tasks: int = 1) -> dict[str, Input]:

@@ -6,7 +6,7 @@ import torch
 
 from bluewhale.model.dien import AUGRU, DIEN
 from bluewhale.model.inputs import Input
-from bluewhale.train.trainer import optimizers
+from bluewhale.train.optim import optimizers
 
 
 def inputs(items=(50, 6), history=None, user=(30,), tasks: int = 1) -> dict[str, Input]:

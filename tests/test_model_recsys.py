@@ -12,7 +12,7 @@ from bluewhale.app import compose_experiment
 from bluewhale.model.inputs import Input, resolve_inputs
 from bluewhale.model.recsys import RecSysMultiTask
 from bluewhale.pipeline import check_experiment
-from bluewhale.train.trainer import optimizers
+from bluewhale.train.optim import optimizers
 
 INPUTS = {
     "label": Input(("reply", "retweet", "quote", "like"), "label"),

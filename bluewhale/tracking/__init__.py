@@ -24,6 +24,9 @@ from hydra.types import RunMode  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from bluewhale.train.callbacks import Callback as TrainCallback  # noqa: E402
+from bluewhale.train.callbacks import TrainState  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 SWEEP_FILE = "mlflow_sweep.json"  # in the sweep folder: the parent run every job links to
@@ -126,6 +129,20 @@ def log_yaml(tree: Any, name: str) -> None:
 
 def log_json(data: Any, name: str) -> None:
     mlflow.log_text(json.dumps(data, indent=1, default=str), name)
+
+
+class EpochCurves(TrainCallback):
+    """Learning curves: per epoch, the train loss and the valid split's monitored metric (as MLflow
+    metric histories with the epoch as step)."""
+
+    def __init__(self, monitor: str, higher_is_better: bool) -> None:
+        self.monitor, self.sign = monitor, 1 if higher_is_better else -1
+
+    def on_epoch_end(self, state: TrainState, record: dict[str, float]) -> None:
+        epoch = len(state.history)
+        mlflow.log_metric("epoch_train_loss", record["train_loss"], step=epoch)
+        if "valid" in record:
+            mlflow.log_metric(f"epoch_valid_{self.monitor}", self.sign * record["valid"], step=epoch)
 
 
 class SweepRun(Callback):

@@ -3,10 +3,11 @@
 Loss: binary cross entropy on the logits, averaged over the batch and summed over tasks; a model with
 its own objective (DIEN's auxiliary loss) defines `training_loss(batch)`. Optimizers: a model may define
 `optimizers(lr)` (Wide & Deep: a sparse one for the wide part); else Adam for dense weights and
-SparseAdam for embedding rows (only the rows a batch touched are updated). The learning rate warms up
+SparseAdam for embedding rows (only the rows a batch touched are updated; see optim.py). The learning rate warms up
 linearly over `warmup_steps` and then stays or follows a cosine to zero over all epochs. With a
 `validate` function (the valid split's metric, higher is better) training stops after `patience` epochs
-without improvement and the best epoch's weights are kept.
+without improvement and the best epoch's weights are kept. What rides along with training (learning
+curves, checkpoints, gradient exchange between ranks) is a `Callback` (callbacks.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sized
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,8 @@ from torch import nn
 from tqdm import tqdm
 
 from bluewhale.connector import Batch
+from bluewhale.train.callbacks import Callback, TrainState
+from bluewhale.train.optim import optimizers
 
 log = logging.getLogger(__name__)
 SCHEDULES = ("constant", "cosine")
@@ -37,24 +40,11 @@ class TrainResult:
     epochs: int  # epochs run
     best_epoch: int | None = None  # 1-based; None without validation
     history: list[dict[str, float]] = field(default_factory=list)  # per epoch: train_loss, valid
+    stopped: bool = False  # a callback stopped training early (a signal): the model is mid-training
 
     @property
     def samples_per_s(self) -> float:
         return self.samples / self.train_time_s
-
-
-def optimizers(model: nn.Module, lr: float) -> list[torch.optim.Optimizer]:
-    """The model's own choice, else SparseAdam for parameters whose gradients are sparse (embeddings built
-    with sparse=True) and Adam for the rest."""
-    if hasattr(model, "optimizers"):
-        return model.optimizers(lr)
-    sparse = [p for m in model.modules() if getattr(m, "sparse", False) for p in m.parameters(recurse=False)]
-    sparse_ids = {id(p) for p in sparse}
-    dense = [p for p in model.parameters() if id(p) not in sparse_ids]
-    chosen: list[torch.optim.Optimizer] = [torch.optim.Adam(dense, lr=lr)]
-    if sparse:
-        chosen.append(torch.optim.SparseAdam(sparse, lr=lr))
-    return chosen
 
 
 def bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -88,7 +78,7 @@ def fit(
     warmup_steps: int = 0,
     schedule: str = "constant",
     progress: bool = True,
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
     """Train `model` in place for up to `epochs` passes over `batches` (iterable again each epoch)."""
     if schedule not in SCHEDULES:
@@ -101,26 +91,43 @@ def fit(
         torch.optim.lr_scheduler.LambdaLR(o, lambda s: lr_factor(s, total, warmup_steps, schedule))
         for o in opts
     ]
-    samples, recent, elapsed = 0, [], 0.0
-    best, best_epoch, best_state, history = -math.inf, None, None, []
-    for epoch in range(1, epochs + 1):
+    state = TrainState(model, opts, schedulers, epochs)
+    for callback in callbacks:
+        callback.on_fit_start(state)
+    recent: list[float] = []
+    while state.epoch <= epochs and not state.stop:
+        epoch = state.epoch
         model.train()
         start, epoch_losses = time.perf_counter(), []
         bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch", disable=None if progress else True)
-        for batch in bar:
+        done_before = state.batch  # a resumed run skips the batches its checkpoint had trained on
+        for i, batch in enumerate(bar):
+            if i < done_before:
+                continue
             for opt in opts:
                 opt.zero_grad(set_to_none=True)
             loss = training_loss(model, batch)
             loss.backward()
+            for callback in callbacks:
+                callback.on_after_backward(state)
             for opt, sched in zip(opts, schedulers, strict=True):
                 opt.step()
                 sched.step()
-            samples += len(batch["label"])
-            epoch_losses.append(loss.item())
+            value, size = loss.item(), len(batch["label"])
+            state.samples += size
+            state.step += 1
+            state.batch += 1
+            epoch_losses.append(value)
+            for callback in callbacks:
+                callback.on_step_end(state, value, size)
             if len(epoch_losses) % 50 == 0:
                 bar.set_postfix(loss=f"{np.mean(epoch_losses[-50:]):.4f}")
-        elapsed += time.perf_counter() - start
+            if state.stop:
+                break
+        state.elapsed_s += time.perf_counter() - start
         recent = epoch_losses[-50:] or recent
+        if state.stop:  # stopped mid-epoch (a signal): no validation, the position stays for a resume
+            break
         record = {"train_loss": float(np.mean(epoch_losses)) if epoch_losses else float("nan")}
         if not np.isfinite(record["train_loss"]):
             raise FloatingPointError(
@@ -128,25 +135,42 @@ def fit(
             )
         if validate is not None:
             record["valid"] = value = validate()
-            if value > best:
-                best, best_epoch = value, epoch
-                best_state = copy.deepcopy(model.state_dict())
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(epoch, record)
+            if value > state.best:
+                state.best, state.best_epoch = value, epoch
+                state.best_state = copy.deepcopy(model.state_dict())
+        state.history.append(record)
+        state.epoch, state.batch = epoch + 1, 0
+        for callback in callbacks:
+            callback.on_epoch_end(state, record)
         log.info("epoch %d: %s", epoch, {k: round(v, 5) for k, v in record.items()})
-        if best_epoch is not None and epoch - best_epoch >= patience:
+        if state.best_epoch is not None and epoch - state.best_epoch >= patience:
             log.info(
-                "early stop: no better valid metric for %d epochs (best: epoch %d)", patience, best_epoch
+                "early stop: no better valid metric for %d epochs (best: epoch %d)",
+                patience,
+                state.best_epoch,
             )
             break
-    if best_state is not None and best_epoch != len(history):
-        model.load_state_dict(best_state)  # the best epoch's weights, not the last one's
+    if state.best_state is not None and state.best_epoch != len(state.history):
+        model.load_state_dict(state.best_state)  # the best epoch's weights, not the last one's
     final_loss = float(np.mean(recent)) if recent else float("nan")
     log.info(
-        "trained on %d samples in %.1f s (%.0f samples/s)", samples, elapsed, samples / max(elapsed, 1e-9)
+        "trained on %d samples in %.1f s (%.0f samples/s)",
+        state.samples,
+        state.elapsed_s,
+        state.samples / max(state.elapsed_s, 1e-9),
     )
-    return TrainResult(elapsed, samples, final_loss, len(history), best_epoch, history)
+    result = TrainResult(
+        state.elapsed_s,
+        state.samples,
+        final_loss,
+        len(state.history),
+        state.best_epoch,
+        state.history,
+        stopped=state.stop,
+    )
+    for callback in callbacks:
+        callback.on_fit_end(state, result)
+    return result
 
 
 @torch.no_grad()
