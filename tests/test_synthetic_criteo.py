@@ -76,3 +76,37 @@ def test_planted_keys_find_each_rows_probability_and_refuse_what_they_cannot(tmp
         data.planted(good.set_column(1, "__sub", pa.array([None, 0], pa.int32())))
     with pytest.raises(ValueError, match=r"the keys table has no __row column"):
         data.planted(good.drop_columns(["__row"]))
+
+
+def test_cardinalities_set_the_table_sizes_and_leave_the_rest_of_the_click_model(tmp_path):
+    sizes = [3, 50, 2_000_000, 7, *([20] * 22)]  # one table far larger than the rows drawn from it
+    default = SyntheticCriteo(rows=3000, seed=5, dir=str(tmp_path))
+    sized = SyntheticCriteo(rows=3000, seed=5, dir=str(tmp_path), cardinalities=sizes)
+    assert sized.folder != default.folder and sized.folder.name.startswith("rows3000_seed5_card")
+    for d in (default, sized):
+        d.prepare()
+    rows_default = [line.split("\t") for line in default.path.read_text().splitlines()]
+    rows_sized = [line.split("\t") for line in sized.path.read_text().splitlines()]
+    assert [r[1:14] for r in rows_default] == [r[1:14] for r in rows_sized]  # dense draws unchanged
+    distinct = [len({r[14 + j] for r in rows_sized} - {""}) for j in range(26)]
+    assert distinct[0] == 3 and distinct[3] == 7 and all(d <= n for d, n in zip(distinct, sizes, strict=True))
+    assert distinct[2] > 100, "a 2M-row Zipf table still spreads over many values"
+    assert all(HEX8.match(r[16]) for r in rows_sized if r[16])
+    label = np.array([int(r[0]) for r in rows_sized])
+    assert 0.5 < roc_auc_score(label, sized.planted_probability()) < 0.95
+
+
+def test_kaggle_preset_and_bad_cardinalities(tmp_path):
+    from bluewhale.dataset.synthetic_criteo import KAGGLE_CARDINALITIES, resolve_cardinalities
+
+    assert resolve_cardinalities("kaggle") == KAGGLE_CARDINALITIES
+    assert len(KAGGLE_CARDINALITIES) == 26 and sum(KAGGLE_CARDINALITIES) == 33_762_577
+    assert SyntheticCriteo(1000, 0, str(tmp_path), cardinalities="kaggle").folder.name == (
+        "rows1000_seed0_kaggle_v1"
+    )
+    with pytest.raises(ValueError, match=r"dataset.cardinalities: unknown preset 'kagle'"):
+        SyntheticCriteo(1000, 0, str(tmp_path), cardinalities="kagle")
+    with pytest.raises(ValueError, match=r"dataset.cardinalities: expected 26 positive integers"):
+        SyntheticCriteo(1000, 0, str(tmp_path), cardinalities=[10] * 25)
+    with pytest.raises(ValueError, match=r"dataset.cardinalities: expected 26 positive integers"):
+        SyntheticCriteo(1000, 0, str(tmp_path), cardinalities=[0] * 26)

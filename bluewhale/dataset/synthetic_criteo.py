@@ -11,7 +11,9 @@ empty at realistic rates and I2 takes small negative values, as in the real logs
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,23 +29,58 @@ CLICK_RATE = 0.25
 LATENT_DIM = 4
 INTERACTING_PAIRS = [(0, 1), (2, 3), (4, 5), (0, 6)]  # indices into SPARSE
 
+# Criteo Kaggle's 26 categorical vocabulary sizes (C1..C26, every value seen in the 45.8M training lines;
+# the counts the facebookresearch/dlrm reference reports for it): 33,762,577 rows in all.
+KAGGLE_CARDINALITIES = (
+    1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194,
+    27, 14992, 5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572,
+)  # fmt: skip
+PRESETS = {"kaggle": KAGGLE_CARDINALITIES}
+
+
+def resolve_cardinalities(cardinalities: str | Sequence[int] | None) -> tuple[int, ...] | None:
+    """`dataset.cardinalities` as 26 vocabulary sizes: None (the drawn default), a preset name, or a list."""
+    if cardinalities is None:
+        return None
+    if isinstance(cardinalities, str):
+        if cardinalities not in PRESETS:
+            raise ValueError(
+                f"dataset.cardinalities: unknown preset {cardinalities!r}; expected one of {sorted(PRESETS)}"
+                " or a list of 26 positive integers"
+            )
+        return PRESETS[cardinalities]
+    sizes = tuple(cardinalities)
+    if len(sizes) != len(SPARSE) or not all(isinstance(n, int) and n >= 1 for n in sizes):
+        raise ValueError(
+            f"dataset.cardinalities: expected {len(SPARSE)} positive integers (C1..C26), got {list(sizes)}"
+        )
+    return sizes
+
 
 class SyntheticCriteo(CriteoFile):
     """Writes `<dir>/rows<N>_seed<S>_v<V>/train.txt` once (and the planted probabilities beside it)."""
 
     planted_keys: tuple[str, ...] = ()  # a row's truth is found by its input row alone
 
-    def __init__(self, rows: int, seed: int, dir: str, bad_rows: str = "error") -> None:
+    def __init__(
+        self,
+        rows: int,
+        seed: int,
+        dir: str,
+        bad_rows: str = "error",
+        cardinalities: str | Sequence[int] | None = None,
+    ) -> None:
         if rows < 1000:
             raise ValueError(f"dataset.rows must be at least 1000, got {rows}")
-        folder = Path(dir) / f"rows{rows}_seed{seed}_v{GENERATOR_VERSION}"
+        self.cardinalities = resolve_cardinalities(cardinalities)
+        folder = Path(dir) / f"rows{rows}_seed{seed}{_cardinality_tag(cardinalities)}_v{GENERATOR_VERSION}"
         super().__init__(path=str(folder / "train.txt"), bad_rows=bad_rows)
         self.rows, self.seed, self.folder = rows, seed, folder
 
     def prepare(self) -> None:
         if not (self.folder / "train.txt").exists():
             with publish_atomically(self.folder) as tmp:
-                write_planted_criteo(tmp, self.rows, self.seed)
+                write_planted_criteo(tmp, self.rows, self.seed, self.cardinalities)
 
     def planted_probability(self) -> np.ndarray:
         """The true click probability of every row of `train.txt`, in file order."""
@@ -56,8 +93,24 @@ class SyntheticCriteo(CriteoFile):
         return truth[positive_rows(keys, len(truth), "synthetic_criteo")].astype(np.float64)
 
 
-def write_planted_criteo(folder: Path, rows: int, seed: int) -> None:
-    """Write `train.txt` (Criteo TSV) and `planted_probability.npy` (one float per line) to `folder`."""
+def _cardinality_tag(cardinalities: str | Sequence[int] | None) -> str:
+    """The folder-name part that tells vocabularies apart ("" for the default, so its files stay put)."""
+    if cardinalities is None:
+        return ""
+    if isinstance(cardinalities, str):
+        return f"_{cardinalities}"
+    digest = hashlib.sha1(",".join(str(int(n)) for n in cardinalities).encode()).hexdigest()[:10]
+    return f"_card{digest}"
+
+
+def write_planted_criteo(
+    folder: Path, rows: int, seed: int, cardinalities: Sequence[int] | None = None
+) -> None:
+    """Write `train.txt` (Criteo TSV) and `planted_probability.npy` (one float per line) to `folder`.
+
+    `cardinalities` (26 sizes) replaces the drawn vocabulary sizes; every other parameter of the click
+    model is drawn exactly as for the default, so only the tables' sizes differ.
+    """
     rng = np.random.default_rng(seed)  # the click model's parameters: the same for any number of rows
     draw = np.random.default_rng([seed, rows])  # the rows themselves
     columns: dict[str, pa.Array] = {}
@@ -76,10 +129,12 @@ def write_planted_criteo(folder: Path, rows: int, seed: int) -> None:
         columns[name] = pa.array(values.astype(np.int64), mask=missing)
 
     # Sparse: Zipf-like draws from a per-feature vocabulary of random 32-bit hashes.
-    ids, cardinalities = {}, {}
+    ids, sizes = {}, {}
     for j, name in enumerate(SPARSE):
         cardinality = int(np.exp(rng.uniform(np.log(4), np.log(20_000 if j >= 13 else 100))))
-        cardinalities[j] = cardinality
+        if cardinalities is not None:  # the draw above still happens: the parameter stream stays aligned
+            cardinality = int(cardinalities[j])
+        sizes[j] = cardinality
         freq = 1.0 / np.arange(1, cardinality + 1) ** rng.uniform(1.0, 1.4)
         ids[j] = draw.choice(cardinality, size=rows, p=freq / freq.sum())
         missing = draw.random(rows) < (rng.uniform(0.0, 0.3) if j % 3 == 0 else 0.0)
@@ -87,15 +142,14 @@ def write_planted_criteo(folder: Path, rows: int, seed: int) -> None:
             effect = rng.normal(0, 0.3, size=cardinality)
             logit += effect[ids[j]] * ~missing
         hashes = rng.choice(2**32, size=cardinality, replace=False)
-        vocab = pa.array([f"{h:08x}" for h in hashes])
-        columns[name] = pa.DictionaryArray.from_arrays(pa.array(ids[j], mask=missing), vocab).cast(
-            pa.string()
-        )
+        used, codes = np.unique(ids[j], return_inverse=True)  # format only the values drawn, not all
+        vocab = _hex8(hashes[used])
+        columns[name] = pa.DictionaryArray.from_arrays(pa.array(codes, mask=missing), vocab).cast(pa.string())
         ids[j] = np.where(missing, -1, ids[j])
 
     for a, b in INTERACTING_PAIRS:
-        latent_a = rng.normal(0, 0.5, size=(cardinalities[a], LATENT_DIM))
-        latent_b = rng.normal(0, 0.5, size=(cardinalities[b], LATENT_DIM))
+        latent_a = rng.normal(0, 0.5, size=(sizes[a], LATENT_DIM))
+        latent_b = rng.normal(0, 0.5, size=(sizes[b], LATENT_DIM))
         logit += np.einsum("nd,nd->n", latent_a[ids[a]], latent_b[ids[b]]) * (ids[a] >= 0) * (ids[b] >= 0)
 
     logit += _intercept_for_rate(logit, CLICK_RATE)
@@ -109,9 +163,17 @@ def write_planted_criteo(folder: Path, rows: int, seed: int) -> None:
         write_options=pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none"),
     )
     np.save(folder / "planted_probability.npy", probability.astype(np.float32))
-    (folder / "generator.json").write_text(
-        json.dumps({"version": GENERATOR_VERSION, "rows": rows, "seed": seed})
-    )
+    meta = {"version": GENERATOR_VERSION, "rows": rows, "seed": seed}
+    if cardinalities is not None:
+        meta["cardinalities"] = [int(n) for n in cardinalities]
+    (folder / "generator.json").write_text(json.dumps(meta))
+
+
+def _hex8(values: np.ndarray) -> pa.Array:
+    """32-bit integers as 8 lower-case hex digits (vectorised: Kaggle-sized vocabularies have millions)."""
+    nibbles = (values.astype(np.uint64)[:, None] >> np.arange(28, -1, -4, dtype=np.uint64)) & 0xF
+    chars = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[nibbles.astype(np.intp)]
+    return pa.array(np.ascontiguousarray(chars).view("S8").ravel()).cast(pa.string())
 
 
 def _intercept_for_rate(logit: np.ndarray, rate: float) -> float:
