@@ -1,0 +1,93 @@
+"""bluewhale on a real one-machine Slurm (slurmctld, two slurmd node entries, munge) through submitit.
+
+The fixture starts the daemons in a temp folder and stops them after; every job of the module shares one
+working folder, so they share the MLflow sqlite file and the data folder, as jobs on a cluster share a
+filesystem.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from bluewhale.cluster.local_slurm import LocalSlurm
+from tests.conftest import run_bluewhale, runs
+
+pytestmark = pytest.mark.slow
+
+SMALL = ["dataset.rows=20000", "tracking.log_model=false", "cluster.mem_gb=1", "cluster.cpus_per_task=1"]
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    folder = tempfile.mkdtemp(prefix="bw-slurm-")  # short: munge's socket path must fit a sockaddr_un
+    before = os.environ.get("SLURM_CONF")
+    with LocalSlurm(Path(folder) / "slurm", nodes=2, cpus=2) as cluster:
+        os.environ.update(cluster.env())
+        try:
+            yield cluster
+        finally:
+            os.environ.pop("SLURM_CONF") if before is None else os.environ.update(SLURM_CONF=before)
+
+
+@pytest.fixture(scope="module")
+def shared(slurm) -> Path:
+    """The working folder every job of this module shares (data, processed cache, mlflow.db)."""
+    return Path(tempfile.mkdtemp(prefix="bw-slurm-work-"))
+
+
+def slurm_logs(folder: Path) -> list[str]:
+    """submitit's per-task logs under a sweep folder: one per task of each Slurm job."""
+    return [p.read_text() for p in sorted(folder.glob("multirun/*/*/.submitit/*/*_log.out"))]
+
+
+def test_a_training_job_runs_as_a_slurm_job(slurm, shared):
+    run_bluewhale(shared, "cluster=slurm", *SMALL, "hydra.sweep.dir=multirun/job/train")
+    logs = slurm_logs(shared)
+    assert logs and all(re.search(r"JobEnvironment\(job_id=\d+, hostname=", log) for log in logs), logs
+    assert any("Job completed successfully" in log for log in logs)
+    child = [r for r in runs(shared) if r.data.tags.get("bluewhale.role") != "sweep"]
+    assert len(child) == 1 and child[0].info.status == "FINISHED"
+    assert child[0].data.params["cluster.name"] == "slurm"
+    assert child[0].data.metrics["test_auc"] > 0.6
+
+
+def test_a_two_trial_sweep_runs_one_slurm_job_a_trial(slurm, shared):
+    before = {r.info.run_id for r in runs(shared)}
+    run_bluewhale(
+        shared, "-m", "cluster=slurm", *SMALL, "model.embedding_dim=4,8", "hydra.sweep.dir=multirun/s/w"
+    )
+    new = [r for r in runs(shared) if r.info.run_id not in before]
+    parent = [r for r in new if r.data.tags.get("bluewhale.role") == "sweep"]
+    children = [r for r in new if r.data.tags.get("bluewhale.role") != "sweep"]
+    assert len(parent) == 1 and len(children) == 2
+    assert {r.data.params["model.embedding_dim"] for r in children} == {"4", "8"}
+    assert all(r.info.status == "FINISHED" and r.data.tags["mlflow.parentRunId"] == parent[0].info.run_id
+               for r in children)  # fmt: skip
+    jobs = {p.parent.name for p in (shared / "multirun/s/w/.submitit").glob("*/*_result.pkl")}
+    assert len(jobs) == 2  # two Slurm jobs (an array of two), each with its result
+    assert all(r.data.tags.get("bluewhale.cache") == "hit" for r in children)  # the first test's data
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["cluster.partition=gpu"], "cluster.partition: unknown partition 'gpu'; expected one of ['debug']"),
+        (
+            ["cluster.tasks_per_node=4", "train.batch_size=2"],
+            "4 ranks (cluster.nodes=1 x cluster.tasks_per_node=4)",
+        ),
+        (["cluster.nodes=0"], "cluster.nodes: expected a whole number of nodes >= 1, got 0"),
+    ],
+)
+def test_a_cluster_the_jobs_cannot_use_fails_before_anything_is_submitted(
+    slurm, tmp_path, overrides, message
+):
+    result = run_bluewhale(tmp_path, "cluster=slurm", *SMALL, *overrides, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert not list(tmp_path.glob("multirun/**/.submitit")) and not (tmp_path / "mlflow.db").exists()
