@@ -44,3 +44,36 @@ def build(cfg: DictConfig):
     real = OmegaConf.to_container(cfg, resolve=True)  # resolved here: interpolations need the root
     del real["twin"]
     return instantiate(real)
+
+
+def _made_for() -> dict[str, list[str]]:
+    """RecDP pipeline name -> the reader classes that claim it (their `pipelines`), over every format."""
+    from bluewhale.dataset import amazon_books, criteo, criteo_1tb, movielens, outbrain, twitter  # noqa: F401
+    from bluewhale.dataset.base import Dataset
+
+    made_for: dict[str, list[str]] = {}
+    classes, seen = [Dataset], set()
+    while classes:
+        cls = classes.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        classes += cls.__subclasses__()
+        for name in vars(cls).get("pipelines", ()):
+            made_for.setdefault(name, []).append(cls.__name__)
+    return made_for
+
+
+def check_pipeline(dataset, pipeline: str | None) -> None:
+    """Fail before any work when `recdp=<pipeline>` is a pipeline made for another data format (e.g. the
+    default Criteo pipeline on MovieLens), naming the pipelines made for this one. A pipeline no format
+    claims (a user's own) is let through: its ops' columns are checked against the data set anyway."""
+    own = tuple(getattr(dataset, "pipelines", ()))
+    made_for = _made_for()
+    if not own or not pipeline or pipeline in own or pipeline not in made_for:
+        return
+    kind = next(c for c in type(dataset).__mro__ if "pipelines" in vars(c)).__name__
+    raise ValueError(
+        f"recdp={pipeline} is a pipeline made for {' and '.join(sorted(set(made_for[pipeline])))} data, not for "
+        f"{kind}; the pipelines made for {kind}: {', '.join(f'recdp={p}' for p in own)}"
+    )

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from bluewhale.dataset.badrows import BadRows, check_mode, settle
 from bluewhale.dataset.base import Dataset
-from bluewhale.dataset.files import fingerprint_files, require_file, require_path
+from bluewhale.dataset.files import find_folder, fingerprint_files, require_file, require_path
 from bluewhale.dataset.jsonlines import field, last_item, read_json_lines
 
 REVIEWS_SCHEMA = pa.schema(
@@ -106,6 +106,7 @@ class AmazonBooks(Dataset):
     dense: list[str] = []
     sparse = ["reviewerID", "asin", "category"]
     user, item, timestamp = ["reviewerID"], ["asin", "category"], ["unixReviewTime"]
+    pipelines = ("amazon_dien",)
 
     def __init__(
         self,
@@ -115,6 +116,7 @@ class AmazonBooks(Dataset):
         bad_rows: str = "error",
     ) -> None:
         folder = require_path(path, "the folder holding reviews_Books_5.json and meta_Books.json")
+        folder = find_folder(folder, reviews)  # or one of its files
         self.reviews_path, self.meta_path = folder / reviews, folder / meta
         self.bad_rows = check_mode(bad_rows)
         self._meta: tuple[pa.Table, BadRows] | None = None

@@ -14,6 +14,9 @@ class Dataset:
     # Raw columns the engines carry through processing as hidden columns `__key_<c>` (their values as
     # read), so later stages can look up each processed row's planted truth; none for real data.
     planted_keys: tuple[str, ...] = ()
+    # The RecDP pipelines (`recdp=<name>`) made for this format; a pipeline made for another format is
+    # refused before any work (see `check_pipeline`). Empty: no claim, any pipeline is tried.
+    pipelines: tuple[str, ...] = ()
 
     def groups(self) -> dict[str, list[str]]:
         """The column groups a pipeline may name (see bluewhale/dataset/groups.py)."""

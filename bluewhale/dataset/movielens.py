@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from bluewhale.dataset.badrows import BadRows, check_mode, settle
 from bluewhale.dataset.base import Dataset
 from bluewhale.dataset.delimited import UNSIGNED, Check, read_delimited
-from bluewhale.dataset.files import fingerprint_files, require_file, require_path
+from bluewhale.dataset.files import find_file, fingerprint_files, require_file, require_path
 
 FIELDS = ["user_id", "item_id", "rating", "timestamp"]
 _IDS = {
@@ -149,6 +149,7 @@ class MovieLens(Dataset):
     dense: list[str] = []
     sparse = ["user_id", "item_id"]
     user, item, timestamp = ["user_id"], ["item_id"], ["timestamp"]
+    pipelines = ("movielens_seq",)
 
     def __init__(
         self,
@@ -157,9 +158,11 @@ class MovieLens(Dataset):
         positive_rating: float = 4.0,
         bad_rows: str = "error",
     ) -> None:
-        self.path = require_path(path, "a MovieLens ratings file: u.data, ratings.dat or ratings.csv")
+        path = require_path(path, "a MovieLens ratings file (u.data, ratings.dat, ratings.csv) or its folder")
         if variant is not None and variant not in VARIANTS:
             raise ValueError(f"dataset.variant must be one of {sorted(VARIANTS)} or null, got {variant!r}")
+        names = [VARIANTS[v][0] for v in ([variant] if variant else VARIANTS)]
+        self.path = find_file(path, names, "MovieLens ratings")  # ml-100k/ holds u.data, ml-1m/ ratings.dat
         self.variant = variant or detect_variant(self.path)
         self.positive_rating, self.bad_rows = positive_rating, check_mode(bad_rows)
         self._items: tuple[pa.Table, BadRows] | None = None

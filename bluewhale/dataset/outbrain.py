@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from bluewhale.dataset.badrows import BadRows, check_mode, settle
 from bluewhale.dataset.base import Dataset
 from bluewhale.dataset.delimited import NUMBER, UNSIGNED, Check, read_delimited, row_to_line
-from bluewhale.dataset.files import fingerprint_files, require_file, require_path
+from bluewhale.dataset.files import find_folder, fingerprint_files, require_file, require_path
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +167,11 @@ class Outbrain(Dataset):
     user, item, group = ["uuid"], ["ad_id"], ["display_id"]  # group: the ads of one display are ranked
     timestamp = ["timestamp"]  # the event's, in ms
     published = ["publish_time", "ad_publish_time"]  # the page's and the ad's documents, in seconds
+    pipelines = ("outbrain_wnd",)
 
     def __init__(self, path: str | None, bad_rows: str = "error") -> None:
-        self.folder = require_path(path, "the folder of the Outbrain CSVs (clicks_train.csv, events.csv, …)")
+        path = require_path(path, "the folder of the Outbrain CSVs (clicks_train.csv, events.csv, …)")
+        self.folder = find_folder(path, "clicks_train.csv")  # or a file in it
         self.bad_rows = check_mode(bad_rows)
         self._sides: tuple[dict[str, pa.Table], BadRows] | None = None
 

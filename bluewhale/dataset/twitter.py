@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from bluewhale.dataset.badrows import BadRows, check_mode, settle
 from bluewhale.dataset.base import Dataset
 from bluewhale.dataset.delimited import UNSIGNED, Check, read_delimited
-from bluewhale.dataset.files import fingerprint_files, require_path
+from bluewhale.dataset.files import fingerprint_files, require_nonempty, require_path
 
 SEPARATOR = "\x01"
 TARGETS = ["reply_timestamp", "retweet_timestamp", "retweet_with_comment_timestamp", "like_timestamp"]
@@ -100,11 +100,11 @@ def read_twitter_file(path: Path, bad_rows: str = "error") -> tuple[pa.Table, Ba
 def input_files(path: Path) -> list[Path]:
     """A single file, or every part file of a folder (hidden and `_SUCCESS`-style files left out)."""
     if path.is_file():
-        return [path]
+        return [require_nonempty(path, "RecSys 2021 file")]
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
         if files:
-            return files
+            return [require_nonempty(p, "RecSys 2021 part file") for p in files]
     raise FileNotFoundError(f"dataset.path={path}: expected a RecSys 2021 file or a folder of part files")
 
 
@@ -121,6 +121,7 @@ class TwitterRecSys2021(Dataset):
     sequence = LISTS
     user, item = ["engaging_user_id", "engaged_with_user_id"], ["tweet_id"]
     timestamp = TIMES
+    pipelines = ("twitter_recsys",)
 
     def __init__(self, path: str | None, bad_rows: str = "error") -> None:
         self.path = require_path(path, "a RecSys 2021 file (\\x01-separated) or a folder of part files")
