@@ -11,6 +11,7 @@ import pytest
 from bluewhale.app import compose_experiment
 from bluewhale.dataset import build, check_pipeline
 from bluewhale.dataset.amazon_books import AmazonBooks
+from bluewhale.dataset.criteo import CriteoFile
 from bluewhale.dataset.movielens import MovieLens
 from bluewhale.dataset.outbrain import Outbrain
 from bluewhale.dataset.synthetic_amazon_books import SyntheticAmazonBooks
@@ -60,9 +61,12 @@ def test_outbrain_and_amazon_paths_may_name_a_file_or_the_folder_above(tmp_path)
     )
 
 
-@pytest.mark.parametrize("reader", ["movielens", "twitter", "outbrain", "amazon"])
+@pytest.mark.parametrize("reader", ["criteo", "movielens", "twitter", "outbrain", "amazon"])
 def test_an_empty_input_file_is_named(tmp_path, reader):
-    if reader == "movielens":
+    if reader == "criteo":
+        (tmp_path / "train.txt").write_text("")
+        data, empty = CriteoFile(str(tmp_path / "train.txt")), tmp_path / "train.txt"
+    elif reader == "movielens":
         (tmp_path / "u.data").write_text("")
         data, empty = MovieLens(str(tmp_path)), tmp_path / "u.data"
     elif reader == "twitter":
