@@ -24,11 +24,16 @@ from hydra.types import RunMode  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from bluewhale.train.callbacks import Callback as TrainCallback  # noqa: E402
-from bluewhale.train.callbacks import TrainState  # noqa: E402
+from bluewhale.tracking.curves import LearningCurves  # noqa: E402
+from bluewhale.tracking.datasets import log_processed as log_processed  # noqa: E402
+from bluewhale.tracking.model import log_model as log_model  # noqa: E402
+from bluewhale.tracking.names import run_name  # noqa: E402
+from bluewhale.train.signals import Stopped  # noqa: E402
 
 log = logging.getLogger(__name__)
 
+# the tag MLflow 3's UI reads to open an experiment on its runs (model training), not its GenAI overview
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 SWEEP_FILE = "mlflow_sweep.json"  # in the sweep folder: the parent run every job links to
 ROLE, SWEEP_ID = "bluewhale.role", "bluewhale.sweep_id"
 # matched in each part of a dotted key, lower-cased with separators dropped (api_key, api-key, apiKey, APIKEY)
@@ -89,8 +94,30 @@ def git_commit() -> str:
 
 
 def use_tracking(cfg: DictConfig) -> None:
+    """Point MLflow at `tracking.uri` and `tracking.experiment`, marked as a model-training experiment."""
     mlflow.set_tracking_uri(cfg.tracking.uri)
-    mlflow.set_experiment(cfg.tracking.experiment)
+    experiment = mlflow.set_experiment(cfg.tracking.experiment)
+    if EXPERIMENT_KIND not in experiment.tags:  # a kind the user chose in the UI is left alone
+        MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
+
+
+def _choices() -> dict[str, str]:
+    """The config group options the job runs with (model, dataset, engine...), from Hydra."""
+    if not HydraConfig.initialized():
+        return {}
+    return {k: v for k, v in HydraConfig.get().runtime.choices.items() if v is not None}
+
+
+def _system_metrics(cfg: DictConfig) -> bool:
+    """CPU, memory (and disk, network) sampled by MLflow every `tracking.system_metrics_interval_s`."""
+    if not cfg.tracking.get("system_metrics", False):
+        return False
+    interval = cfg.tracking.get("system_metrics_interval_s", 10)
+    if not isinstance(interval, int | float) or interval <= 0:
+        raise ValueError(f"tracking.system_metrics_interval_s: expected seconds > 0, got {interval!r}")
+    mlflow.set_system_metrics_sampling_interval(interval)
+    mlflow.set_system_metrics_samples_before_logging(1)
+    return True
 
 
 def _sweep_parent() -> dict | None:
@@ -102,21 +129,38 @@ def _sweep_parent() -> dict | None:
 
 
 @contextmanager
-def job_run(cfg: DictConfig) -> Iterator[mlflow.ActiveRun]:
-    """An MLflow run for one job, with its config, overrides and code version logged up front."""
+def job_run(cfg: DictConfig, run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run for one job, with its config, overrides and code version logged up front; `run_id`
+    continues a stopped job's run (a resumed checkpoint). A job stopped by a signal or Ctrl-C ends KILLED."""
     use_tracking(cfg)
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     tags = {"bluewhale.overrides": " ".join(overrides), "mlflow.source.git.commit": git_commit()}
     parent = _sweep_parent()
     if parent:
         tags |= {"mlflow.parentRunId": parent["run_id"], SWEEP_ID: parent["sweep_id"]}
-    with mlflow.start_run(tags=tags) as run:
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        params = {k: redact(k, v) for k, v in flatten(resolved).items()}
-        mlflow.log_params({k: str(v) for k, v in params.items()})
-        log_yaml(redact_tree(resolved), "config.yaml")
-        mlflow.log_text("\n".join(overrides) + "\n", "overrides.txt")
-        yield run
+    name = run_name(_choices(), overrides)
+    with mlflow.start_run(
+        run_id=run_id, run_name=None if run_id else name, tags=tags, log_system_metrics=_system_metrics(cfg)
+    ) as run:
+        if run_id is None:  # a resumed run keeps the params it was started with
+            resolved = OmegaConf.to_container(cfg, resolve=True)
+            params = {k: redact(k, v) for k, v in flatten(resolved).items()}
+            mlflow.log_params({k: str(v) for k, v in params.items()})
+            log_yaml(redact_tree(resolved), "config.yaml")
+            mlflow.log_text("\n".join(overrides) + "\n", "overrides.txt")
+        try:
+            yield run
+        except (Stopped, KeyboardInterrupt, SystemExit):
+            mlflow.end_run("KILLED")  # stopped, not failed: a checkpoint may let it resume
+            raise
+
+
+def log_dataset(cfg: DictConfig, processed: Any) -> None:
+    """Each split of the processed data (`recdp.Processed`) as a dataset input of the active run, named
+    for the `dataset=` option (or its class), with the processing cache key as digest."""
+    name = _choices().get("dataset") or cfg.dataset.get("_target_", "dataset").rsplit(".", 1)[-1]
+    schemas = {split: processed.schema(split) for split in processed.meta["rows"]}
+    log_processed(name, processed.path, processed.meta, schemas)
 
 
 def redact_tree(tree: Any, key: str = "") -> Any:
@@ -131,18 +175,18 @@ def log_json(data: Any, name: str) -> None:
     mlflow.log_text(json.dumps(data, indent=1, default=str), name)
 
 
-class EpochCurves(TrainCallback):
-    """Learning curves: per epoch, the train loss and the valid split's monitored metric (as MLflow
-    metric histories with the epoch as step)."""
+EpochCurves = LearningCurves  # the name the pipeline first used
 
-    def __init__(self, monitor: str, higher_is_better: bool) -> None:
-        self.monitor, self.sign = monitor, 1 if higher_is_better else -1
 
-    def on_epoch_end(self, state: TrainState, record: dict[str, float]) -> None:
-        epoch = len(state.history)
-        mlflow.log_metric("epoch_train_loss", record["train_loss"], step=epoch)
-        if "valid" in record:
-            mlflow.log_metric(f"epoch_valid_{self.monitor}", self.sign * record["valid"], step=epoch)
+def report_sweep(parent_run_id: str, uri: str, out: Path) -> None:
+    """`bluewhale-report` on a finished sweep, logged to its parent run; a report that cannot be made
+    (no trial scored, no browser for the PNG) is a warning, never a failed sweep."""
+    from bluewhale.report import ReportError, write_report
+
+    try:
+        write_report(parent_run_id, uri, out)
+    except (ReportError, OSError, RuntimeError, subprocess.SubprocessError) as error:
+        log.warning("no sweep report: %s", error)
 
 
 class SweepRun(Callback):
@@ -199,4 +243,6 @@ class SweepRun(Callback):
         from bluewhale.advisor.report import log_sweep  # what a SigOpt sweep left in its folder, if anything
 
         log_sweep(client, parent["run_id"], Path(config.hydra.sweep.dir))
+        if config.tracking.get("report", False):
+            report_sweep(parent["run_id"], config.tracking.uri, Path(config.hydra.sweep.dir) / "report.html")
         client.set_terminated(parent["run_id"], "FINISHED")
