@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from bluewhale.dataset.badrows import EXAMPLES, BadRowError, BadRows
 from bluewhale.dataset.base import Dataset
 from bluewhale.dataset.delimited import INTEGER, Check, line_ranges, read_delimited, read_delimited_range
+from bluewhale.dataset.files import require_nonempty
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class CriteoFile(Dataset):
     """A data set made of one Criteo TSV file (`dataset=criteo_kaggle`): what the pipeline reads."""
 
     label, dense, sparse = LABEL, DENSE, SPARSE
+    pipelines = ("criteo_dlrm",)  # the RecDP pipelines made for this format (dataset.check_pipeline)
 
     def __init__(self, path: str | None, bad_rows: str = "error") -> None:
         if not path:
@@ -82,6 +84,7 @@ class CriteoFile(Dataset):
         """Make sure the input exists (a synthetic data set writes it here)."""
         if not self.path.is_file():
             raise FileNotFoundError(f"dataset.path={self.path}: no such file")
+        require_nonempty(self.path, "Criteo file")  # else pyarrow's bare "Empty CSV file"
 
     def fingerprint(self) -> dict:
         """What identifies this input for the processing cache: the file's path, size and mtime."""
@@ -109,3 +112,19 @@ class CriteoFile(Dataset):
     def report_chunks(self, count: int, first: list[tuple[int, str]]) -> BadRows:
         """The bad-row report (or error) for the problems of all chunks, numbered by file line."""
         return report_problems(self.path, count, sorted(first)[:EXAMPLES], self.bad_rows)
+
+    # Pieces: what the streaming engines read one at a time (see `bluewhale.engine.streaming`).
+    def pieces(self, max_bytes: int, at_least: int = 1) -> list[tuple[int, tuple[int, int]]]:
+        """(file index, byte range) pieces of at most about `max_bytes` each, in file order."""
+        self.prepare()
+        return [
+            (0, r) for r in line_ranges(self.path, max(at_least, -(-self.path.stat().st_size // max_bytes)))
+        ]
+
+    def read_piece(self, piece: tuple[int, tuple[int, int]]) -> tuple[pa.Table, list[tuple[int, str]], int]:
+        """`read_chunk` of a piece: its rows, its problems (numbered from its first line), its lines."""
+        return self.read_chunk(piece[1])
+
+    def report_pieces(self, count: int, first: list[tuple[int, int, str]]) -> BadRows:
+        """The report (or error) for the bad lines of all pieces: (file index, file line, reason)."""
+        return self.report_chunks(count, [(line, reason) for _, line, reason in first])

@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from bluewhale.dataset.badrows import EXAMPLES, BadRows
-from bluewhale.engine import add_hidden, planted_keys
+from bluewhale.engine import add_hidden, planted_keys, streaming
 from bluewhale.engine.pandas import _NULLABLE, PandasEngine
 from bluewhale.recdp.ops import Split
 
@@ -57,9 +57,12 @@ def _chunk_frame(
 
 class ModinEngine(PandasEngine):
     """Modin on dask by default (`engine.backend=ray` selectable); `workers` defaults to the CPU count,
-    `partitions` (row partitions of the table) to the number of workers."""
+    `partitions` (row partitions of the table) to the number of workers. An input that can be read in
+    pieces streams through them (`bluewhale.engine.streaming`), `workers` pieces at a time, each piece
+    sized for a worker's share of `memory_gb` (at least `partitions` pieces; one part file each)."""
 
     name = "modin"
+    parallel = True
 
     def __init__(
         self,
@@ -67,7 +70,10 @@ class ModinEngine(PandasEngine):
         workers: int | None = None,
         partitions: int | None = None,
         temp_dir: str | None = None,
+        memory_gb: float = 2.0,
+        chunk_mb: float | None = None,
     ) -> None:
+        super().__init__(memory_gb, chunk_mb)
         if backend not in BACKENDS:
             raise ValueError(f"engine.backend: expected one of {BACKENDS}, got {backend!r}")
         self.backend, self.workers = backend, workers or os.cpu_count()
@@ -119,6 +125,34 @@ class ModinEngine(PandasEngine):
             modin_config.Engine.put("Ray")
             self._remote = ray.remote(_step)
         self._started = True
+
+    # Streaming: pieces on the workers, a wave of `workers` at a time; each writes its own part files.
+    def piece_bytes(self) -> int:
+        return streaming.piece_bytes(self.memory_gb, self.chunk_mb, self.workers)
+
+    def min_pieces(self) -> int:
+        return self.partitions
+
+    def stream_map(self, step, arguments: list[tuple], merge=None) -> list:
+        self.start()
+        results: list = []
+        for a in range(0, len(arguments), self.workers):
+            results += self._gather([self._submit(step, *args) for args in arguments[a : a + self.workers]])
+            if merge is not None and len(results) >= max(streaming.MERGE_EVERY, self.workers):
+                results = [merge(results)]
+        return [merge(results)] if merge is not None and len(results) > 1 else results
+
+    def write_stream(self, sources: list, where: list, ops: list, states: list, splits, out: Path) -> None:
+        for s in splits:
+            (out / f"{s}.parquet").mkdir()
+        shared = [self._share(s) for s in states]
+        paths = [
+            {s: str(out / f"{s}.parquet/part-{i:05d}.parquet") for s in splits} for i in range(len(where))
+        ]
+        self.stream_map(
+            streaming.transform_piece,
+            [(src, at, ops, p, *shared) for src, at, p in zip(sources, where, paths, strict=True)],
+        )
 
     # Where the pandas engine's steps run: a task per partition on the workers.
     def read(self, dataset, split: Split) -> tuple[list, int, BadRows]:

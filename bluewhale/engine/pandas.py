@@ -36,6 +36,7 @@ from bluewhale.engine import (
     negative_draw,
     output_columns,
     planted_keys,
+    streaming,
 )
 from bluewhale.recdp.ops import TIME_UNITS, Op, Split
 
@@ -50,12 +51,22 @@ WHOLE_TABLE_OPS = {"sequence_history"}  # a user's rows may lie in any partition
 
 
 class PandasEngine:
-    """Single-process engine for data that fits in memory (the embedded default)."""
+    """Single-process engine (the embedded default): an input that can be read in pieces (Criteo files)
+    streams through in pieces sized for `memory_gb` GiB (or `chunk_mb` MiB of text each, when given), see
+    `bluewhale.engine.streaming`; other inputs, or `memory_gb=None`, are processed in memory."""
 
     name = "pandas"
+    parallel = False  # pieces run one at a time, in this process
+
+    def __init__(self, memory_gb: float = 2.0, chunk_mb: float | None = None) -> None:
+        self.memory_gb, self.chunk_mb = memory_gb, chunk_mb
+        if memory_gb is not None or chunk_mb is not None:  # None, None: always in memory
+            streaming.piece_bytes(memory_gb, chunk_mb)  # refuse a bad setting before any work
 
     def run(self, dataset, pipeline: Pipeline, out: Path) -> EngineResult:
         """Read `dataset`, run `pipeline`, write `out/<split>.parquet` for each split (train, [valid,] test)."""
+        if streaming.streams(self, dataset, pipeline, WHOLE_TABLE_OPS):
+            return streaming.run(self, dataset, pipeline, out)
         parts, rows, bad = self.read(dataset, pipeline.split)
         sides = dataset.side_tables() if hasattr(dataset, "side_tables") else {}
         sizes: dict[str, int] = {}
@@ -97,6 +108,29 @@ class PandasEngine:
         ]
         self._gather([self._submit("_write", t, schema, p) for t, p in zip(tables, paths, strict=True)])
 
+    # Streaming (see `bluewhale.engine.streaming`): where pieces run and how they are written.
+    def piece_bytes(self) -> int:
+        return streaming.piece_bytes(self.memory_gb, self.chunk_mb)
+
+    def min_pieces(self) -> int:
+        return 1
+
+    def stream_map(self, step, arguments: list[tuple], merge=None) -> list:
+        """`step(*a)` for each `a`, in order; with `merge`, results are merged as they come (one comes back)."""
+        results = []
+        for args in arguments:
+            results.append(step(*args))
+            if merge is not None and len(results) >= streaming.MERGE_EVERY:
+                results = [merge(results)]
+        return [merge(results)] if merge is not None and len(results) > 1 else results
+
+    def write_stream(self, sources: list, where: list, ops: list, states: list, splits, out: Path) -> None:
+        """Append each piece, after every op, to one parquet file per split."""
+        writers = streaming.SplitWriters(out, splits)
+        for source, at in zip(sources, where, strict=True):
+            writers.append(streaming.transform_piece(source, at, ops, None, *states), self)
+        writers.close()
+
     # Where engines differ: how partitions are made, where a step runs, how results come back.
     def read(self, dataset, split: Split) -> tuple[list, int, BadRows]:
         """The input as partitions with the hidden columns, its number of rows and its bad rows."""
@@ -109,8 +143,8 @@ class PandasEngine:
     def partition_frame(self, frame: pd.DataFrame) -> list:
         return [frame]
 
-    def _submit(self, method: str, *args):
-        return getattr(self, method)(*args)
+    def _submit(self, method, *args):
+        return method(*args) if callable(method) else getattr(self, method)(*args)
 
     def _map(self, method: str, parts: list, *args) -> list:
         return [self._submit(method, p, *args) for p in parts]
@@ -138,12 +172,21 @@ class PandasEngine:
     def _write(self, table: pa.Table, schema: pa.Schema, paths: dict[str, str]) -> None:
         """Write the rows of each split (name -> path): data columns, then `__row`, `__sub` and the keys."""
         table = table.cast(schema)  # a partition may hold only nulls, or only empty lists, in a column
+        for split, part in self.split_tables(table, tuple(paths)).items():
+            pq.write_table(part, paths[split])
+
+    def split_tables(self, table: pa.Table, splits: tuple[str, ...] = PARTS) -> dict[str, pa.Table]:
+        """The rows of each split, as written: data columns, then `__row`, `__sub` and the keys."""
         part = table.column(PART).to_numpy()
         table = table.select(output_columns(table.column_names))
         table = table.set_column(table.schema.get_field_index(ROW), ROW, table.column(ROW).cast(pa.int64()))
         table = table.set_column(table.schema.get_field_index(SUB), SUB, table.column(SUB).cast(pa.int32()))
-        for split, path in paths.items():
-            pq.write_table(table.filter(pa.array(part == PARTS.index(split))), path)
+        return {s: table.filter(pa.array(part == PARTS.index(s))) for s in splits}
+
+    def output_schema(self, schema: pa.Schema) -> pa.Schema:
+        """The schema a split is written with, for a table of `schema` (hidden columns included)."""
+        empty = schema.empty_table()
+        return self.split_tables(empty, ("train",))["train"].schema
 
     # Column ops: fitted on the train rows (PART == 0), applied to all rows.
     def _apply_fill_na(self, part, op: Op, state):
@@ -172,14 +215,21 @@ class PandasEngine:
             out.append((len(x), mean, float(((x - mean) ** 2).sum())))
         return out
 
-    def _fit_normalize(self, summaries: list, op: Op, sizes: dict):
-        stats = []
+    def _merge_normalize(self, summaries: list, op: Op) -> list:
+        """Summaries of several partitions as one (Chan et al.'s pairwise combination)."""
+        merged = []
         for i in range(len(op.columns)):
             n, mean, m2 = 0, 0.0, 0.0
-            for n_b, mean_b, m2_b in (s[i] for s in summaries):  # Chan et al.'s pairwise combination
+            for n_b, mean_b, m2_b in (s[i] for s in summaries):
                 if n_b:
                     delta, total = mean_b - mean, n + n_b
                     mean, m2, n = mean + delta * n_b / total, m2 + m2_b + delta**2 * n * n_b / total, total
+            merged.append((n, mean, m2))
+        return merged
+
+    def _fit_normalize(self, summaries: list, op: Op, sizes: dict):
+        stats = []
+        for n, mean, m2 in self._merge_normalize(summaries, op):
             std = np.sqrt(m2 / n) if n else np.nan
             stats.append((mean if n else np.nan, std if std > 0 else 1.0))
         return stats
@@ -220,6 +270,9 @@ class PandasEngine:
             for columns in op.args["vocabularies"]
         ]
 
+    def _merge_categorify(self, summaries: list, op: Op) -> list:
+        return [_add_counts([s[g] for s in summaries]) for g in range(len(op.args["vocabularies"]))]
+
     def _fit_categorify(self, summaries: list, op: Op, sizes: dict):
         vocabularies = []
         for g, columns in enumerate(op.args["vocabularies"]):
@@ -244,6 +297,9 @@ class PandasEngine:
         train = part[PART] == 0
         return [part[c][train].value_counts() for c in op.columns]
 
+    def _merge_count_encode(self, summaries: list, op: Op) -> list:
+        return [_add_counts([s[i] for s in summaries]) for i in range(len(op.columns))]
+
     def _fit_count_encode(self, summaries: list, op: Op, sizes: dict):
         return [_add_counts([s[i] for s in summaries]) for i in range(len(op.columns))]
 
@@ -264,6 +320,13 @@ class PandasEngine:
             for c in op.columns
         ]
         return y.sum(), y.count(), per_fold
+
+    def _merge_target_encode(self, summaries: list, op: Op) -> tuple:
+        per_fold = [
+            pd.concat([s[2][i] for s in summaries]).groupby(level=["v", "f"]).sum()
+            for i in range(len(op.columns))
+        ]
+        return sum(s[0] for s in summaries), sum(s[1] for s in summaries), per_fold
 
     def _fit_target_encode(self, summaries: list, op: Op, sizes: dict):
         prior = sum(s[0] for s in summaries) / sum(s[1] for s in summaries)
@@ -357,6 +420,10 @@ class PandasEngine:
         train = part.loc[part[PART] == 0, [*columns, *_item_keys(part, op), ROW]]
         train = train.dropna(subset=[op.args["item"]]).sort_values(ROW, kind="stable")
         return train.drop_duplicates(columns)
+
+    def _merge_negative_sample(self, summaries: list, op: Op) -> pd.DataFrame:
+        items = pd.concat(summaries, ignore_index=True).sort_values(ROW, kind="stable")
+        return items.drop_duplicates([op.args["item"], *op.args["item_columns"]])
 
     def _fit_negative_sample(self, summaries: list, op: Op, sizes: dict) -> pd.DataFrame:
         item, described = op.args["item"], op.args["item_columns"]
