@@ -164,6 +164,7 @@ def ranks(
         yield info
         return
     children: list[subprocess.Popen] = []
+    threads_before = torch.get_num_threads()
     if info.spawn:
         threads = threads or max(1, (os.cpu_count() or 1) // info.world_size)
         torch.set_num_threads(threads)
@@ -203,6 +204,8 @@ def ranks(
     except BaseException:
         _stop(children, grace_s=10)
         raise
+    finally:
+        torch.set_num_threads(threads_before)
     failed = _join(children, timeout_s)
     if failed:
         raise PeerLost(f"rank 0 finished but {failed}")
