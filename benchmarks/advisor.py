@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hydra_plugins.hydra_sigopt_sweeper._experiment import normalise, sigopt_body
+from hydra_plugins.hydra_sigopt_sweeper._experiment import normalise, overrides, sigopt_body
 from hydra_plugins.hydra_sigopt_sweeper._optimizer import LiteOptimizer
 
 OPTIMUM = 3.86278
@@ -48,30 +48,42 @@ EXPERIMENT = normalise(
 )
 
 
-def hartmann_value(assignments: dict) -> float:
+def hartmann_value(assignments: dict, trial_seed: int = 0) -> float:
+    """Noise-free: the trial's training seed is ignored."""
     return float(hartmann3([assignments["x1"], assignments["x2"], assignments["x3"]]))
+
+
+def train_seed(seed: int, observation: int) -> int:
+    """The training seed of a seed's n-th trial: the same in both arms (so their shared random start is
+    one set of trials, and run once), different between seeds and between trials."""
+    return 1000 * seed + observation
 
 
 def run_arm(
     kind: str, seed: int, budget: int, experiment: dict = EXPERIMENT, objective=hartmann_value
 ) -> dict:
+    """One arm, one seed: `seed` seeds the arm's suggestions (`LiteOptimizer`, both `offline` and `random`)
+    and the trials' training seeds."""
     body = sigopt_body(dict(experiment, budget=budget), 1)
     body["type"] = kind
     optimizer = LiteOptimizer(body, [], seed)
-    values, ask_s = [], 0.0
-    for _ in range(budget):
+    values, points, ask_s = [], [], 0.0
+    for n in range(budget):
         start = time.perf_counter()
         (suggestion,) = optimizer.ask(1)
         ask_s += time.perf_counter() - start
-        value = objective(suggestion.assignments)
+        value = objective(suggestion.assignments, train_seed(seed, n))
         optimizer.tell(suggestion, None if value is None else {next(iter(experiment["metrics"])): value})
         values.append(value if value is not None else -math.inf)
-    return {"values": values, "ask_s": ask_s / budget}
+        points.append(suggestion.assignments)
+    return {"values": values, "assignments": points, "ask_s": ask_s / budget}
 
 
-def dlrm(workdir: Path, rows: int, params: list[str]) -> tuple[dict, object]:
-    """The advisor's own DLRM recipe with test_auc as the one metric, and a trial function that runs the real
-    pipeline in this process (planted data with `rows` rows, MLflow in `workdir`)."""
+def dlrm(workdir: Path, rows: int, params: list[str]) -> tuple[dict, object, object]:
+    """The advisor's own DLRM recipe with test_auc as the one metric; `trial(*overrides)` runs the real
+    pipeline in this process (planted data with `rows` rows, MLflow in `workdir`) and returns test_auc, and
+    `objective(assignments, trial_seed)` is one trial of a suggestion, trained with `train.seed=trial_seed`
+    (memoised: the arms' shared random start runs once)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
@@ -79,12 +91,12 @@ def dlrm(workdir: Path, rows: int, params: list[str]) -> tuple[dict, object]:
     from bluewhale.advisor.recipe import generate
     from bluewhale.app import CONF_DIR
     from bluewhale.pipeline import run
-    from hydra_plugins.hydra_sigopt_sweeper._experiment import overrides
 
     base = [
         f"dataset.rows={rows}",
         "tracking.log_model=false",
         "train.progress=false",
+        "cluster.threads=1",  # one thread a trial: two threads on two loaded cores thrash (measured 3-5x)
         f"paths.data_dir={workdir}/data",
         f"tracking.uri=sqlite:///{workdir}/mlflow.db",
     ]
@@ -105,51 +117,136 @@ def dlrm(workdir: Path, rows: int, params: list[str]) -> tuple[dict, object]:
     # a few of them: SigOpt samples at random until it has max(2 x dimensions, 4) observations
     experiment["parameters"] = {n: s for n, s in experiment["parameters"].items() if n in params}
     experiment["metrics"] = normalise({"metrics": {"test_auc": {"objective": "maximize"}}})["metrics"]
+    memo: dict[tuple, float | None] = {}
 
-    def objective(assignments: dict) -> float | None:
-        return run(job_config(*overrides(experiment, assignments))).get("test_auc")
+    def trial(*extra: str) -> float | None:
+        if extra in memo:
+            return memo[extra]
+        start = time.perf_counter()
+        value = memo[extra] = run(job_config(*extra)).get("test_auc")
+        print(
+            f"  {time.strftime('%H:%M:%S')} {time.perf_counter() - start:5.1f}s auc={value} {' '.join(extra)}"
+        )
+        return value
 
-    return experiment, objective
+    def objective(assignments: dict, trial_seed: int) -> float | None:
+        return trial(*overrides(experiment, assignments), f"train.seed={trial_seed}")
+
+    return experiment, objective, trial
 
 
-def dlrm_table(args: argparse.Namespace) -> dict:
+def noise_table(args: argparse.Namespace) -> dict:
+    """Per data size: test AUC of one configuration (the config's defaults) over several training seeds,
+    against the spread of AUC over configurations drawn at random from the recipe's ranges (training seed 0).
+    The comparison needs the first (noise) well below the second (what tuning can win)."""
     import tempfile
 
-    with tempfile.TemporaryDirectory() as tmp:
-        experiment, objective = dlrm(Path(tmp), args.dlrm_rows, args.dlrm_params.split(","))
-        results = {
-            arm: [
-                run_arm(kind, seed, args.dlrm_budget, experiment, objective)
-                for seed in range(args.dlrm_seeds)
-            ]
-            for arm, kind in {"sigopt": "offline", "random": "random"}.items()
-        }
     table = {}
-    for arm, runs in results.items():
-        reach = [to_threshold(r["values"], args.dlrm_threshold, args.dlrm_budget) for r in runs]
-        table[arm] = {
-            "observations_to_threshold": reach,
-            "median_observations_to_threshold": statistics.median(reach),
-            "seeds_reaching_threshold": sum(n <= args.dlrm_budget for n in reach),
-            "best_values": [max(r["values"]) for r in runs],
-            "median_best_value": statistics.median(max(r["values"]) for r in runs),
-        }
-    print(
-        f"\nDLRM on {args.dlrm_rows} planted rows: test_auc threshold {args.dlrm_threshold}, budget {args.dlrm_budget}"
-    )
-    print(f"{'arm':8} {'median obs to threshold':>24} {'seeds reaching':>15} {'median best AUC':>16}")
-    for arm, row in table.items():
-        n = row["median_observations_to_threshold"]
-        print(
-            f"{arm:8} {(f'>{args.dlrm_budget}' if n > args.dlrm_budget else f'{n:g}'):>24} "
-            f"{row['seeds_reaching_threshold']:>11}/{args.dlrm_seeds:<3} {row['median_best_value']:>16.4f}"
-        )
-    return {
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in map(int, args.noise_rows.split(",")):
+            print(f"rows {rows}", flush=True)
+            experiment, _, trial = dlrm(Path(tmp), rows, args.dlrm_params.split(","))
+            start = time.perf_counter()
+            repeats = [trial(f"train.seed={s}") for s in range(args.noise_repeats)]
+            seconds = (time.perf_counter() - start) / args.noise_repeats
+            body = sigopt_body(dict(experiment, budget=args.noise_configs), 1)
+            body["type"] = "random"
+            optimizer = LiteOptimizer(body, [], 0)
+            configs = []
+            for _ in range(args.noise_configs):
+                (suggestion,) = optimizer.ask(1)
+                configs.append(trial(*overrides(experiment, suggestion.assignments), "train.seed=0"))
+                optimizer.tell(suggestion, {"test_auc": configs[-1] or 0.0})
+            table[rows] = {
+                "repeat_aucs": repeats,
+                "repeat_std": statistics.stdev(repeats),
+                "config_aucs": configs,
+                "config_std": statistics.stdev(configs),
+                "config_range": max(configs) - min(configs),
+                "noise_over_spread": statistics.stdev(repeats) / statistics.stdev(configs),
+                "seconds_per_trial": seconds,
+            }
+            print(
+                f"rows {rows}: repeat std {table[rows]['repeat_std']:.4f}, config std "
+                f"{table[rows]['config_std']:.4f} (range {table[rows]['config_range']:.4f}), "
+                f"{seconds:.0f} s a trial",
+                flush=True,
+            )
+    return table
+
+
+def dlrm_table(args: argparse.Namespace, out: Path) -> dict:
+    """Both arms on the real DLRM pipeline, seed by seed (each seed's row is written as soon as it is done:
+    an interrupted run keeps the seeds it finished). Every trial trains with its own seed (`train_seed`), so
+    the AUC noise between repeats of one configuration is part of what both arms face."""
+    import tempfile
+
+    thresholds = [float(t) for t in args.dlrm_thresholds.split(",")]
+    report = {
         "rows": args.dlrm_rows,
-        "threshold": args.dlrm_threshold,
+        "params": args.dlrm_params.split(","),
         "budget": args.dlrm_budget,
-        "arms": table,
+        "thresholds": thresholds,
+        "seeds": {},
     }
+    with tempfile.TemporaryDirectory() as tmp:
+        experiment, objective, _ = dlrm(Path(tmp), args.dlrm_rows, report["params"])
+        report["recipe_parameters"] = experiment["parameters"]
+        for seed in range(args.dlrm_first_seed, args.dlrm_first_seed + args.dlrm_seeds):
+            print(f"seed {seed}", flush=True)
+            row = {}
+            for arm, kind in ARMS.items():
+                result = run_arm(kind, seed, args.dlrm_budget, experiment, objective)
+                row[arm] = {"values": result["values"], "assignments": result["assignments"]}
+            report["seeds"][seed] = row
+            report["machine"] = machine()
+            report["arms"] = dlrm_summary(report)
+            write_json(out, report)
+            print_dlrm(report)
+    return report
+
+
+ARMS = {"sigopt": "offline", "random": "random"}
+
+
+def dlrm_summary(report: dict) -> dict:
+    """Per arm and threshold: observations to reach it per seed (budget + 1: not reached) and their median;
+    the best AUC per seed and its median."""
+    budget, seeds = report["budget"], report["seeds"]
+    table = {}
+    for arm in ARMS:
+        runs = [seeds[s][arm]["values"] for s in seeds]
+        table[arm] = {
+            "best_values": [max(v) for v in runs],
+            "median_best_value": statistics.median(max(v) for v in runs),
+            "observations_to_threshold": {
+                str(t): [to_threshold(v, t, budget) for v in runs] for t in report["thresholds"]
+            },
+            "median_observations_to_threshold": {
+                str(t): statistics.median(to_threshold(v, t, budget) for v in runs)
+                for t in report["thresholds"]
+            },
+        }
+    return table
+
+
+def print_dlrm(report: dict) -> None:
+    budget, arms = report["budget"], report["arms"]
+    print(f"\nDLRM on {report['rows']} planted rows, budget {budget}, seeds {list(report['seeds'])}")
+    print(f"{'arm':8} {'best AUC per seed':>40} {'median':>7}")
+    for arm, row in arms.items():
+        print(
+            f"{arm:8} {' '.join(f'{v:.4f}' for v in row['best_values']):>40} {row['median_best_value']:7.4f}"
+        )
+    for t in report["thresholds"]:
+        cells = []
+        for arm, row in arms.items():
+            reach = ",".join(
+                f">{budget}" if n > budget else str(n) for n in row["observations_to_threshold"][str(t)]
+            )
+            n = row["median_observations_to_threshold"][str(t)]
+            cells.append(f"{arm} [{reach}] median {f'>{budget}' if n > budget else n}")
+        print(f"AUC >= {t}: " + "; ".join(cells))
 
 
 def to_threshold(values: list[float], threshold: float, budget: int) -> int:
@@ -166,15 +263,48 @@ def main() -> None:
     parser.add_argument(
         "--dlrm", action="store_true", help="also compare on a small real DLRM sweep (minutes)"
     )
-    parser.add_argument("--dlrm-rows", type=int, default=20000)
-    parser.add_argument("--dlrm-seeds", type=int, default=2)
+    parser.add_argument("--dlrm-rows", type=int, default=50000, help="noise << spread from here up")
+    parser.add_argument("--dlrm-seeds", type=int, default=5)
+    parser.add_argument("--dlrm-first-seed", type=int, default=0, help="to split the seeds over processes")
+    parser.add_argument(
+        "--dlrm-merge", nargs="+", help="DLRM tables of the same setting (other seeds) to merge"
+    )
     parser.add_argument("--dlrm-budget", type=int, default=14)
     parser.add_argument(
         "--dlrm-params", default="lr,embedding_dim,top_mlp", help="which of the advisor's to tune"
     )
-    parser.add_argument("--dlrm-threshold", type=float, default=0.74)
+    parser.add_argument("--dlrm-thresholds", default="0.76,0.77,0.78", help="comma-separated test AUCs")
+    parser.add_argument("--dlrm-only", action="store_true", help="skip Hartmann; DLRM to advisor_dlrm.json")
+    parser.add_argument(
+        "--noise", action="store_true", help="only measure DLRM's AUC noise against its spread (minutes)"
+    )
+    parser.add_argument("--noise-rows", default="20000,50000,100000")
+    parser.add_argument("--noise-repeats", type=int, default=3)
+    parser.add_argument("--noise-configs", type=int, default=5)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "advisor.json"))
     args = parser.parse_args()
+    out = Path(args.out)
+    dlrm_out = out.with_name(f"{out.stem}_dlrm.json")
+    if args.noise:
+        noise = {"machine": machine(), "params": args.dlrm_params, "rows": noise_table(args)}
+        write_json(out.with_name(f"{out.stem}_noise.json"), noise)
+        return
+    if args.dlrm_merge:
+        merged = json.loads(Path(args.dlrm_merge[0]).read_text())
+        for other in args.dlrm_merge[1:]:
+            merged["seeds"] |= json.loads(Path(other).read_text())["seeds"]
+        merged["seeds"] = dict(sorted(merged["seeds"].items(), key=lambda kv: int(kv[0])))
+        merged["arms"] = dlrm_summary(merged)
+        write_json(dlrm_out, merged)
+        print_dlrm(merged)
+        if out.exists():
+            write_json(out, json.loads(out.read_text()) | {"dlrm": merged})
+        return
+    if args.dlrm_only:
+        dlrm_table(args, dlrm_out)
+        if out.exists():  # the summary file carries the latest DLRM table too
+            write_json(out, json.loads(out.read_text()) | {"dlrm": json.loads(dlrm_out.read_text())})
+        return
 
     # random search's exact odds per observation, from a large uniform sample: its true median needs no budget
     p = float((hartmann3(np.random.default_rng(0).random((2_000_000, 3))) >= args.threshold).mean())
@@ -220,25 +350,39 @@ def main() -> None:
     print(
         f"sigopt / random median observations to threshold: {ratio:.3f} (target <= 0.5; random's {random_reference})"
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "objective": "hartmann3",
         "optimum": OPTIMUM,
         "threshold": args.threshold,
         "budget": args.budget,
         "seeds": args.seeds,
-        "cpus": os.cpu_count(),
+        "machine": machine(),
         "random_odds_per_observation": p,
         "random_median_exact": random_median_exact,
         "sigopt_over_random_median_ratio": ratio,
         "arms": table,
     }
     if args.dlrm:
-        report["dlrm"] = dlrm_table(args)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    tmp.replace(out)
+        dlrm_table(args, dlrm_out)
+    if dlrm_out.exists():
+        report["dlrm"] = json.loads(dlrm_out.read_text())
+    write_json(out, report)
+
+
+def machine() -> dict:
+    """Where and under what load the figures were taken (other work shares these cores)."""
+    return {
+        "cpus": os.cpu_count(),
+        "load_average_1_5_15": os.getloadavg(),
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
 
 
 if __name__ == "__main__":
