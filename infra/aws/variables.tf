@@ -1,0 +1,94 @@
+variable "name" {
+  description = "The cluster's name: prefix of every resource and the Slurm cluster name."
+  type        = string
+}
+
+variable "region" {
+  type = string
+}
+
+variable "instance_type" {
+  description = "Workers' instance type."
+  type        = string
+}
+
+variable "head_instance_type" {
+  description = "The head node's instance type (Slurm controller, Spark master)."
+  type        = string
+}
+
+variable "cores_per_node" {
+  description = "vCPUs of a worker, as Slurm schedules them."
+  type        = number
+}
+
+variable "mem_gb" {
+  description = "Memory of a worker that jobs may use, in GB."
+  type        = number
+}
+
+variable "min_nodes" {
+  description = "Workers kept running when the queue is empty."
+  type        = number
+  validation {
+    condition     = var.min_nodes >= 0
+    error_message = "The min_nodes variable must be >= 0."
+  }
+}
+
+variable "max_nodes" {
+  description = "Workers at most (Slurm's cloud node names and the group's maximum)."
+  type        = number
+  validation {
+    condition     = var.max_nodes >= 1
+    error_message = "The max_nodes variable must be >= 1."
+  }
+}
+
+variable "disk_gb" {
+  type    = number
+  default = 100
+}
+
+variable "image_id" {
+  description = "An AMI for every node; null picks the latest Debian 12."
+  type        = string
+  default     = null
+}
+
+variable "allowed_cidr" {
+  description = "The only address outside the cluster let in (ssh, Spark UI), e.g. your IP/32."
+  type        = string
+  validation {
+    condition     = can(cidrhost(var.allowed_cidr, 0))
+    error_message = "The allowed_cidr variable must be a CIDR block, e.g. 198.51.100.7/32."
+  }
+}
+
+variable "ssh_key_name" {
+  description = "An existing EC2 key pair for ssh to the nodes (null: no key)."
+  type        = string
+  default     = null
+}
+
+variable "partition" {
+  type    = string
+  default = "cpu"
+}
+
+variable "suspend_after_s" {
+  description = "Idle seconds before Slurm powers a worker down (the group shrinks)."
+  type        = number
+  default     = 600
+}
+
+variable "repo_url" {
+  description = "Where nodes clone bluewhale from."
+  type        = string
+  default     = "https://github.com/bluewhale-recsys/bluewhale.git"
+}
+
+variable "repo_ref" {
+  type    = string
+  default = "main"
+}

@@ -1,0 +1,97 @@
+"""The `local` Terraform target through `bluewhale-cluster`: the real Terraform binary and null provider
+start a Spark standalone master and N workers on 127.0.0.1, scale them by re-applying with another N, run a
+Spark job, and stop them all on `down`; a failed apply is destroyed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from bluewhale.cluster.local_slurm import free_port
+
+pytestmark = pytest.mark.slow
+
+CLI = [str(Path(sys.executable).parent / "bluewhale-cluster")]
+
+
+def cluster(action: str, home: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BLUEWHALE_HOME": str(home)}
+    r = subprocess.run(
+        [*CLI, action, "cluster=local_nodes", *overrides],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and r.returncode != 0:
+        raise AssertionError(f"bluewhale-cluster {action} failed:\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def alive_workers(ui_port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=10) as r:
+        return json.load(r)["aliveworkers"]
+
+
+def daemons(home: Path) -> list[str]:
+    """Spark daemons of this cluster still running (by their run folder on the command line)."""
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "java" in line and str(home) in line]
+
+
+def outputs(result: subprocess.CompletedProcess) -> dict:
+    return json.loads(result.stdout[result.stdout.rindex('{\n  "state"') :])
+
+
+def test_apply_scales_up_and_down_runs_a_spark_job_and_destroy_stops_everything(tmp_path):
+    ports = [f"cluster.master_port={free_port()}", f"cluster.master_webui_port={(ui := free_port())}"]
+    plan = cluster("up", tmp_path, "cluster.nodes=1", *ports)  # no --yes: a plan, nothing applied
+    assert "Plan: 2 to add" in plan.stdout and "run again with --yes" in plan.stdout and not daemons(tmp_path)
+
+    up = outputs(cluster("up", tmp_path, "cluster.nodes=1", *ports, "--yes"))
+    assert up["outputs"]["nodes"] == ["worker-1"] and alive_workers(ui) == 1
+    assert not str(up["state"]).startswith(str(Path(__file__).resolve().parents[1]))  # state outside the repo
+    master = up["outputs"]["spark_master"]
+
+    from pyspark.sql import SparkSession
+
+    spark = (
+        SparkSession.builder.master(master)
+        .appName("bluewhale-local-cluster-test")
+        .config("spark.executor.memory", "512m")
+        .config("spark.driver.host", "127.0.0.1")
+        .getOrCreate()
+    )
+    try:
+        assert spark.range(10_000, numPartitions=4).selectExpr("sum(id) AS s").collect()[0].s == 49_995_000
+        executors = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size()  # driver + executors
+        assert executors >= 2
+    finally:
+        spark.stop()
+
+    bigger = outputs(cluster("up", tmp_path, "cluster.nodes=2", *ports, "--yes"))
+    assert bigger["outputs"]["nodes"] == ["worker-1", "worker-2"] and alive_workers(ui) == 2
+    smaller = outputs(cluster("up", tmp_path, "cluster.nodes=1", *ports, "--yes"))
+    assert smaller["outputs"]["nodes"] == ["worker-1"] and alive_workers(ui) == 1
+    assert len(daemons(tmp_path)) == 2  # master + one worker
+
+    cluster("down", tmp_path, "cluster.nodes=1", *ports, "--yes")
+    assert not daemons(tmp_path)
+    status = outputs(cluster("status", tmp_path, "cluster.nodes=1", *ports))
+    assert status["resources"] == [] and status["outputs"] == {}
+
+
+def test_a_failed_apply_is_destroyed_not_left_half_made(tmp_path):
+    ports = [f"cluster.master_port={free_port()}", f"cluster.master_webui_port={free_port()}"]
+    r = cluster("up", tmp_path, "cluster.nodes=1", "cluster.worker_memory=lots", *ports, "--yes", check=False)
+    assert r.returncode == 1
+    assert "the apply failed; destroying what it made" in r.stderr and "Worker 1 exited" in r.stderr
+    assert not daemons(tmp_path)  # the master that did start is stopped again
+    status = outputs(cluster("status", tmp_path, "cluster.nodes=1", *ports))
+    assert status["resources"] == []
