@@ -158,3 +158,10 @@ def test_a_checkpoint_of_another_config_is_refused(shared, tmp_path):
         checkpoint.plan(compose_experiment([f"train.resume={tmp_path}/nowhere"]))
     with pytest.raises(ValueError, match="train.checkpoint_every"):
         checkpoint.Checkpoint(folder, -1, {})
+
+
+def test_a_submitit_requeue_resubmits_the_same_job(tmp_path):
+    job = checkpoint.ResumableJob(["model=logistic", "train.resume=false"], tmp_path)
+    again = job.checkpoint()
+    assert again.function.overrides == ["model=logistic"]  # resume is always auto, from the same folder
+    assert again.function.checkpoint_dir == str(tmp_path)

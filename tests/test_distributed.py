@@ -64,6 +64,18 @@ def test_ranks_come_from_torchrun_slurm_or_a_local_launch():
     )
     assert info.master_port == distributed.discover(1, slurm | {"SLURM_PROCID": "0"}).master_port  # all agree
     assert distributed.discover(1, {"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}).world_size == 1  # one task
+    submitit_local = {
+        "SUBMITIT_LOCAL_GLOBALID": "1",
+        "SUBMITIT_LOCAL_NTASKS": "2",
+        "SUBMITIT_LOCAL_JOB_ID": "77",
+    }
+    info = distributed.discover(1, submitit_local)
+    assert (info.rank, info.world_size, info.master_addr, info.source) == (
+        1,
+        2,
+        "127.0.0.1",
+        "submitit-local",
+    )
     local = distributed.discover(2, {})
     assert (local.rank, local.world_size, local.spawn, local.source) == (0, 2, 1, "local")
     assert distributed.discover(1, {}) == distributed.RankInfo()

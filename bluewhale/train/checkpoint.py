@@ -176,3 +176,29 @@ class Checkpoint(Callback):
     def on_fit_end(self, state: TrainState, result: Any) -> None:
         if self.writer and not result.stopped and self.path is not None and self.path.exists():
             self.path.unlink()  # training is complete: nothing left to resume
+
+
+class ResumableJob:
+    """`bluewhale <overrides>` as a submitit job that Slurm can time out or preempt and requeue: submitit
+    calls `checkpoint()` on its signal (after bluewhale has written its checkpoint, see signals.py) and
+    resubmits the job it returns, which resumes from `checkpoint_dir`. (Through Hydra's submitit launcher
+    this is built in: its requeued job reruns in the same output folder, where `train.resume=auto` finds
+    the checkpoint.)"""
+
+    def __init__(self, overrides: list[str], checkpoint_dir: str | Path) -> None:
+        self.overrides = [
+            o for o in overrides if not o.startswith(("train.checkpoint_dir=", "train.resume="))
+        ]
+        self.checkpoint_dir = str(checkpoint_dir)
+
+    def __call__(self) -> dict[str, float]:
+        from bluewhale.app import compose_experiment
+        from bluewhale.pipeline import run
+
+        more = [f"train.checkpoint_dir={self.checkpoint_dir}", "train.resume=auto"]
+        return run(compose_experiment([*self.overrides, *more]))
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(ResumableJob(self.overrides, self.checkpoint_dir))

@@ -1,8 +1,9 @@
 """Training on several processes with torch.distributed (gloo, on CPU).
 
 Where ranks come from (`discover`, in this order): torchrun's variables (RANK, WORLD_SIZE, MASTER_ADDR,
-MASTER_PORT, LOCAL_RANK); a submitit job or a Slurm task of a multi-task step (SLURM_PROCID,
-SLURM_NTASKS, the first host of the job's node list, a port derived from the job id); else a local launch,
+MASTER_PORT, LOCAL_RANK); a Slurm task of a multi-task step, as submitit runs them (SLURM_PROCID,
+SLURM_NTASKS, the first host of the job's node list, a port derived from the job id), or a task of
+submitit's local executor (SUBMITIT_LOCAL_GLOBALID, SUBMITIT_LOCAL_NTASKS); else a local launch,
 where this process becomes rank 0 and starts `cluster.ranks_per_node - 1` more on this machine.
 
 How ranks train as one: each rank reads its shard of the train split (the connector cuts it by rank) in
@@ -53,7 +54,7 @@ class RankInfo:
     local_rank: int = 0
     master_addr: str = "127.0.0.1"
     master_port: int = 0
-    source: str = "single"  # torchrun, slurm, local (this process spawns the others), single
+    source: str = "single"  # torchrun, slurm, submitit-local, local (this process spawns the rest), single
     spawn: int = 0  # local launch: how many more processes this one starts
 
 
@@ -106,6 +107,16 @@ def discover(ranks_per_node: int = 1, env: Mapping[str, str] | None = None) -> R
             slurm_master(env),
             port,
             "slurm",
+        )
+    if "SUBMITIT_LOCAL_GLOBALID" in env and int(env.get("SUBMITIT_LOCAL_NTASKS", "1")) > 1:
+        job = int(env.get("SUBMITIT_LOCAL_JOB_ID", "0") or 0)  # submitit's local executor: one machine
+        return RankInfo(
+            _int(env, "SUBMITIT_LOCAL_GLOBALID"),
+            _int(env, "SUBMITIT_LOCAL_NTASKS"),
+            int(env.get("SUBMITIT_LOCAL_LOCALID", 0)),
+            "127.0.0.1",
+            int(env["MASTER_PORT"]) if "MASTER_PORT" in env else 20000 + job % 40000,
+            "submitit-local",
         )
     if ranks_per_node < 1:
         raise ValueError(f"cluster.ranks_per_node: expected at least 1, got {ranks_per_node}")
@@ -389,6 +400,15 @@ class EqualSteps:
             if i >= self.steps:
                 break
             yield batch
+
+
+def total(value: float) -> float:
+    """The sum of `value` over the ranks (e.g. the samples every rank trained on)."""
+    if world_size() == 1:
+        return value
+    tensor = torch.tensor([float(value)], dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return float(tensor.item())
 
 
 def gather_rows(array: np.ndarray) -> np.ndarray:

@@ -1,0 +1,85 @@
+"""Training throughput with 2 ranks against 1 rank on this machine (torch.distributed on gloo, a local
+launch: `cluster.ranks_per_node=2`), on the same data, the same global batch and the same model.
+
+Runs alternate (1, 2, 1, 2, ...) so a change in the machine's load hits both alike; the table gives each
+run's job throughput (samples of every rank per second of training), the median per world size, and
+their ratio. Writes benchmarks/results/distributed.json.
+
+    .venv/bin/python benchmarks/distributed.py --rows 100000 --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bluewhale.app import compose_experiment
+from bluewhale.pipeline import run
+
+RESULTS = Path(__file__).parent / "results" / "distributed.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="planted Criteo rows (dataset.rows)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per world size")
+    parser.add_argument("--batch-size", type=int, default=1024, help="global batch (train.batch_size)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bluewhale-bench-distributed-"))
+    common = [
+        f"dataset.rows={args.rows}",
+        f"train.batch_size={args.batch_size}",
+        "train.epochs=1",
+        "train.progress=false",
+        "tracking.log_model=false",
+        "tracking.system_metrics=false",
+        "train.checkpoint_every=0",
+        f"paths.data_dir={folder}/data",
+        f"tracking.uri=sqlite:///{folder}/mlflow.db",
+    ]
+    run(compose_experiment([*common, "pipeline.stages=[process]"]))  # process once, outside the timings
+    runs = []
+    for repeat in range(args.repeats):
+        for ranks in (1, 2):
+            start = time.perf_counter()
+            metrics = run(compose_experiment([*common, f"cluster.ranks_per_node={ranks}"]))
+            runs.append(
+                {
+                    "ranks": ranks,
+                    "repeat": repeat,
+                    "train_samples_per_s": metrics["train_samples_per_s"],
+                    "train_time_s": metrics["train_time_s"],
+                    "wall_s": time.perf_counter() - start,
+                    "test_auc": metrics["test_auc"],
+                }
+            )
+            print(json.dumps(runs[-1]), flush=True)
+    median = {r: statistics.median(x["train_samples_per_s"] for x in runs if x["ranks"] == r) for r in (1, 2)}
+    result = {
+        "what": "DLRM on planted Criteo, one epoch, same global batch; job throughput (all ranks' samples/s)",
+        "rows": args.rows,
+        "batch_size": args.batch_size,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "load_average_at_end": os.getloadavg(),
+        "runs": runs,
+        "median_samples_per_s": {str(k): v for k, v in median.items()},
+        "ratio_2_over_1": median[2] / median[1],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print("| ranks | runs (samples/s) | median |\n|---|---|---|")
+    for r in (1, 2):
+        values = ", ".join(f"{x['train_samples_per_s']:.0f}" for x in runs if x["ranks"] == r)
+        print(f"| {r} | {values} | {median[r]:.0f} |")
+    print(f"2 ranks / 1 rank: {result['ratio_2_over_1']:.2f}x (load average {os.getloadavg()[0]:.1f})")
+
+
+if __name__ == "__main__":
+    main()
