@@ -25,8 +25,14 @@ class DLRM(nn.Module):
         bottom_mlp: Sequence[int] = (64, 32),
         top_mlp: Sequence[int] = (128, 64),
         sparse_gradients: bool = True,
+        embedding_optimizer: str = "sparse_adam",
+        embedding_lr_scale: float = 1.0,
+        fused_embedding_update: bool = False,
     ) -> None:
         super().__init__()
+        # read by bluewhale/train/optim.py, which builds the optimisers
+        self.embedding_optimizer, self.embedding_lr_scale = embedding_optimizer, embedding_lr_scale
+        self.fused_embedding_update = fused_embedding_update
         num_dense = len(inputs["dense"]) if "dense" in inputs else 0
         self.has_dense = num_dense > 0
         self.tasks = tasks(inputs)
