@@ -35,10 +35,17 @@ SMALL = [
 ]
 
 
-def experiment(folder: Path, *overrides: str) -> dict[str, float]:
-    """Run the small experiment in this process, MLflow in `folder/mlflow.db`, data in `folder/data`."""
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """The data folder this module's runs share (processed once)."""
+    return tmp_path_factory.mktemp("distributed-data")
+
+
+def experiment(folder: Path, *overrides: str, data: Path | None = None) -> dict[str, float]:
+    """Run the small experiment in this process, MLflow in `folder/mlflow.db`, data in `data`."""
+    data = data or folder / "data"
     cfg = compose_experiment(
-        [*SMALL, f"paths.data_dir={folder}/data", f"tracking.uri=sqlite:///{folder}/mlflow.db", *overrides]
+        [*SMALL, f"paths.data_dir={data}", f"tracking.uri=sqlite:///{folder}/mlflow.db", *overrides]
     )
     return run(cfg)
 
@@ -100,13 +107,13 @@ def test_the_global_batch_must_split_evenly_over_the_ranks(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_ranks_reach_the_metrics_of_one_at_the_same_global_batch(tmp_path):
+def test_two_ranks_reach_the_metrics_of_one_at_the_same_global_batch(tmp_path, data):
     """Same seed, same global batch (128 rows; 64 a rank). Not bit-equal: each rank shuffles its own half of
     the rows, so the order of the data differs. The tolerance is the seed-to-seed spread of one rank on this
     data (measured: test AUC 0.751-0.760 and logloss 0.485-0.489 over seeds 0-2 at 20k rows; 2 ranks fell
     inside it), so a gradient exchange that was wrong (not averaged, sparse rows lost) shows as a miss."""
-    one = experiment(tmp_path)
-    two = experiment(tmp_path, "cluster.ranks_per_node=2")
+    one = experiment(tmp_path, data=data)
+    two = experiment(tmp_path, "cluster.ranks_per_node=2", data=data)
     assert (one["world_size"], two["world_size"]) == (1, 2)
     assert two["test_auc"] == pytest.approx(one["test_auc"], abs=0.02)
     assert two["test_logloss"] == pytest.approx(one["test_logloss"], abs=0.02)
@@ -129,7 +136,7 @@ def child_pids(pid: int) -> list[int]:
 
 
 @pytest.mark.slow
-def test_a_killed_rank_fails_the_job_with_a_clear_message(tmp_path):
+def test_a_killed_rank_fails_the_job_with_a_clear_message(tmp_path, data):
     """Rank 1 is killed (SIGKILL) once training has begun (rank 0's first checkpoint); rank 0 must fail
     within a bounded time, naming the dead rank, instead of waiting for it forever."""
     folder = tmp_path / "checkpoints"
@@ -154,6 +161,7 @@ def test_a_killed_rank_fails_the_job_with_a_clear_message(tmp_path):
             "train.checkpoint_every=1",
             f"train.checkpoint_dir={folder}",
             "train.collective_timeout_s=60",
+            data=data,
         )
     assert "at" in killed, "rank 1 was never seen"
     assert (

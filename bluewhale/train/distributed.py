@@ -252,8 +252,12 @@ def spawn_local(info: RankInfo, cfg: Any, threads: int) -> list[subprocess.Popen
     return children
 
 
-def _exited(children: list[subprocess.Popen]) -> str:
-    time.sleep(0.2)  # a killed peer's exit status lands just after its sockets close
+def _exited(children: list[subprocess.Popen], wait_s: float = 3.0) -> str:
+    """The local ranks that have exited with an error (waiting briefly: a peer's exit status lands just
+    after its sockets close)."""
+    deadline = time.monotonic() + wait_s
+    while children and time.monotonic() < deadline and all(c.poll() is None for c in children):
+        time.sleep(0.05)
     dead = [(r, c) for r, c in enumerate(children, 1) if c.poll() is not None and c.returncode != 0]
     return ", ".join(f"rank {r} (pid {c.pid}) {_status(c.returncode)}" for r, c in dead)
 
