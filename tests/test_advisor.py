@@ -78,7 +78,7 @@ def highest(spec: dict) -> object:
 
 ELASTIC = (
     "+cluster.cores_per_node=8",
-    "+cluster.ranks_per_node=2",
+    "++cluster.ranks_per_node=2",  # ++: local.yaml may name it (ranks on this machine)
     "cluster.nodes=2",
     "+cluster.max_nodes=3",
 )

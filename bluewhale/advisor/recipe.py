@@ -6,12 +6,14 @@ from __future__ import annotations
 import copy
 import logging
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hydra_plugins.hydra_sigopt_sweeper._experiment import config_has
+from hydra_plugins.hydra_sigopt_sweeper._experiment import RecipeError, config_has
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +46,10 @@ def _pow2_grid(low: int, high: int) -> list[int]:
     return grid
 
 
-def model_parameters(model: str, rows: int | None) -> dict[str, dict[str, Any]]:
-    """Model and optimiser knobs; wider embeddings and bigger batches only pay off with more rows."""
+def training_parameters(rows: int | None) -> dict[str, dict[str, Any]]:
+    """Optimiser knobs every model has; bigger batches only pay off with more rows."""
     rows = rows or 10**7
-    params: dict[str, dict[str, Any]] = {
+    return {
         "lr": {"path": "train.lr", "type": "double", "min": 3e-4, "max": 3e-2, "log": True},
         # at least ~100 steps an epoch: bigger batches than that starve a small data set of updates
         "batch_size": {
@@ -56,6 +58,18 @@ def model_parameters(model: str, rows: int | None) -> dict[str, dict[str, Any]]:
             "grid": _pow2_grid(256, min(16384, max(512, rows // 100))),
         },
     }
+
+
+def model_parameters(model: str, rows: int | None) -> dict[str, dict[str, Any]]:
+    """Model and optimiser knobs; wider embeddings and bigger batches only pay off with more rows."""
+    return training_parameters(rows) | architecture_parameters(model, rows)
+
+
+def architecture_parameters(model: str, rows: int | None) -> dict[str, dict[str, Any]]:
+    """The knobs of the model itself (by the class name its `_target_` ends with); none for a model the
+    advisor has no rules for (logistic regression has nothing to size)."""
+    rows = rows or 10**7
+    params: dict[str, dict[str, Any]] = {}
     if model == "DLRM":
         params["embedding_dim"] = {
             "path": "model.embedding_dim",
@@ -122,15 +136,115 @@ def _merge(generated: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
     return out
 
 
+def model_class(model: DictConfig) -> str:
+    """The class name a model config's `_target_` ends with (DLRM, Logistic, ...)."""
+    return str(model.get("_target_", "")).rpartition(".")[2]
+
+
+@contextmanager
+def _composer(config: DictConfig) -> Iterator[tuple[list[str], Callable[[list[str]], DictConfig]]]:
+    """The `model` group's members, and a function composing this config with overrides added (e.g.
+    ["model=logistic"]), as a trial of the sweep would get it: through the running Hydra app's config loader,
+    or (outside one, as in tests) through a Hydra set up on this config's own search path."""
+    from hydra import initialize_config_dir, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    task = [o for o in config.hydra.overrides.task if o.split("=", 1)[0].lstrip("+~") != "model"]
+
+    def use(loader: Any) -> tuple[list[str], Callable[[list[str]], DictConfig]]:
+        return loader.get_group_options("model"), lambda extra: loader.load_sweep_config(
+            config, [*task, *extra]
+        )
+
+    if GlobalHydra.instance().is_initialized():
+        yield use(GlobalHydra.instance().config_loader())
+        return
+    (main,) = [s for s in config.hydra.runtime.config_sources if s.provider == "main"]
+    if main.schema == "file":
+        setup = initialize_config_dir(config_dir=main.path, version_base="1.3")
+    else:
+        setup = initialize_config_module(config_module=main.path, version_base="1.3")
+    with setup:
+        yield use(GlobalHydra.instance().config_loader())
+
+
+def model_choices(config: DictConfig, requested: Any) -> tuple[dict[str, DictConfig], dict[str, str]]:
+    """The models to choose among (`advisor.models`: a list of `model` group members, or `auto` for all of
+    them): name -> the sweep's config composed with it, for those that fit the data set (their inputs are
+    groups the RecDP pipeline will output, and their own config checks pass: the checks a run makes before
+    any work); and name -> why, for the members `auto` left out. A listed model that does not fit is an error.
+    """
+    from bluewhale.dataset import build as build_dataset
+    from bluewhale.pipeline import check_experiment
+
+    auto = requested == "auto"
+    if not auto and (isinstance(requested, str) or not requested):
+        raise RecipeError(f"advisor.models: expected a list of models or auto, got {requested!r}")
+    dataset = build_dataset(config.dataset)  # describes the data; reads or writes nothing yet
+    fitting, left_out = {}, {}
+    with _composer(config) as (options, compose):
+        names = options if auto else [str(m) for m in requested]
+        unknown = sorted(set(names) - set(options))
+        if unknown:
+            raise RecipeError(f"advisor.models: no model {unknown}; the models: {sorted(options)}")
+        for name in dict.fromkeys(names):
+            candidate = compose([f"model={name}"])
+            try:
+                with open_dict(candidate):
+                    job = copy.deepcopy(candidate)
+                    del job["hydra"]
+                check_experiment(job, dataset)
+            except (ValueError, KeyError, TypeError) as err:
+                if not auto:
+                    raise RecipeError(
+                        f"advisor.models: model {name!r} does not fit this data set: {err}"
+                    ) from err
+                left_out[name] = str(err) if len(str(err)) <= 160 else f"{str(err)[:157]}..."
+                continue
+            fitting[name] = candidate
+    if len(fitting) < 2:
+        raise RecipeError(
+            f"advisor.models={requested}: model selection needs two or more models that fit the data set; "
+            f"fitting: {sorted(fitting)}; left out: {left_out}"
+        )
+    return fitting, left_out
+
+
+def selection_parameters(
+    choices: dict[str, DictConfig], rows: int | None
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The `model` choice as a SigOpt conditional, and each model's own knobs as parameters named
+    `<model>_<knob>` that apply only when that model is chosen (SigOpt suggests them only then)."""
+    params = {}
+    for name, candidate in choices.items():
+        for knob, spec in architecture_parameters(model_class(candidate.model), rows).items():
+            if not config_has(candidate, spec["path"]):
+                raise RecipeError(f"advisor.models: model {name!r} has no key {spec['path']} to tune {knob}")
+            params[f"{name}_{knob}"] = {**spec, "conditions": {"model": [name]}}
+    return {"model": {"path": "model", "values": list(choices)}}, params
+
+
 def generate(config: DictConfig, experiment: dict[str, Any]) -> dict[str, Any]:
-    """The sweeper's recipe hook: the generated recipe, then `hydra.sweeper.*` and `advisor.*` over it."""
+    """The sweeper's recipe hook: the generated recipe, then `hydra.sweeper.*` and `advisor.*` over it.
+
+    With `advisor.models` set, the model itself is tuned too: a choice among the models that fit the data
+    set, each with its own knobs (conditional on the choice), the training and framework knobs shared."""
     advisor = OmegaConf.to_container(config.advisor, resolve=True)
-    model = str(config.model.get("_target_", "")).rpartition(".")[2]
+    model = model_class(config.model)
     rows = dataset_rows(config)
-    if model not in QUALITY:
-        log.warning("the advisor has no rules for model %r: it tunes the training knobs only", model)
+    conditionals, left_out = {}, {}
+    if advisor.get("models") is not None:
+        choices, left_out = model_choices(config, advisor["models"])
+        conditionals, own = selection_parameters(choices, rows)
+        classes = [model_class(c.model) for c in choices.values()]
+        model = next((c for c in classes if c in QUALITY), classes[0])
+        parameters = training_parameters(rows) | own
+    else:
+        if model not in QUALITY:
+            log.warning("the advisor has no rules for model %r: it tunes the training knobs only", model)
+        parameters = model_parameters(model, rows)
     metric, objective, threshold = QUALITY.get(model, ("test_auc", "maximize", None))
-    parameters = model_parameters(model, rows) | framework_parameters(config) | cluster_parameters(config)
+    parameters = parameters | framework_parameters(config) | cluster_parameters(config)
     metrics = {
         metric: {"objective": objective, "threshold": threshold, "strategy": "optimize"},
         "train_time_s": {"objective": "minimize", "threshold": None, "strategy": "optimize"},
@@ -140,15 +254,25 @@ def generate(config: DictConfig, experiment: dict[str, Any]) -> dict[str, Any]:
     budget = (
         advisor.get("budget")
         or experiment.get("budget")
-        or OBSERVATIONS_PER_PARAMETER * max(1, len(parameters))
+        or OBSERVATIONS_PER_PARAMETER * max(1, len(parameters) + len(conditionals))
     )
     bandwidth = advisor.get("parallel_bandwidth") or int(config.cluster.get("nodes") or 1)
-    choices = config.hydra.runtime.choices if "hydra" in config else {}
-    return {
-        "name": f"bluewhale {choices.get('model', model)} on {choices.get('dataset', '?')}",
-        "about": {"model": model, "dataset_rows": rows, "cluster": choices.get("cluster", "?")},
+    groups = config.hydra.runtime.choices if "hydra" in config else {}
+    recipe = {
+        "name": f"bluewhale {groups.get('model', model)} on {groups.get('dataset', '?')}",
+        "about": {"model": model, "dataset_rows": rows, "cluster": groups.get("cluster", "?")},
         "parameters": parameters,
         "metrics": metrics,
         "budget": int(budget),
         "parallel_bandwidth": int(bandwidth),
     }
+    if conditionals:
+        models = conditionals["model"]["values"]
+        recipe["name"] = f"bluewhale model selection ({', '.join(models)}) on {groups.get('dataset', '?')}"
+        recipe["about"] |= {
+            "model": "chosen by the advisor",
+            "models": list(models),
+            "models_left_out": left_out,
+        }
+        recipe["conditionals"] = conditionals
+    return recipe

@@ -86,3 +86,7 @@ def log_sweep(client: MlflowClient, run_id: str, folder: Path) -> None:
     client.log_metric(run_id, "elapsed_s", summary["elapsed_s"])
     if len(summary["best"]) >= 1:
         client.set_tag(run_id, "bluewhale.advisor.best_job", ",".join(str(b["job"]) for b in summary["best"]))
+    quality = next(m for m, s in summary["metrics"].items() if s["strategy"] == "optimize")
+    top = summary.get(f"best_{quality}")
+    if top and "model" in top["assignments"]:  # model selection: the model of the best quality found
+        client.set_tag(run_id, "bluewhale.advisor.best_model", top["assignments"]["model"])

@@ -8,7 +8,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-PARAM_KEYS = {"path", "type", "min", "max", "log", "grid", "values"}
+PARAM_KEYS = {"path", "type", "min", "max", "log", "grid", "values", "conditions"}
+CONDITIONAL_KEYS = {"path", "values"}
 METRIC_KEYS = {"objective", "threshold", "strategy"}
 TYPES = ("double", "int", "categorical")
 OBJECTIVES = ("maximize", "minimize")
@@ -38,10 +39,41 @@ def normalise(experiment: dict[str, Any]) -> dict[str, Any]:
         spec.setdefault("objective", "maximize")
         spec.setdefault("strategy", "optimize")
         spec.setdefault("threshold", None)
+    conditionals = {
+        n: dict(_plain(s)) for n, s in (_plain(experiment.get("conditionals")) or {}).items() if s is not None
+    }
     experiment["parameters"], experiment["metrics"] = params, metrics
+    experiment["conditionals"] = conditionals
     experiment.setdefault("parallel_bandwidth", 1)
     experiment.setdefault("budget", None)
     return experiment
+
+
+def inactive(experiment: dict[str, Any], assignments: dict[str, Any]) -> list[str]:
+    """The parameters a suggestion leaves unused: those conditional on a choice it did not make."""
+    return [n for n, s in experiment["parameters"].items() if not applies(s, assignments)]
+
+
+def check_choice_paths(experiment: dict[str, Any], compose: Any, where: str = "hydra.sweeper") -> None:
+    """Each conditional parameter's path against the config composed with each choice it applies under;
+    `compose(overrides)` composes the sweep's config with those overrides added (e.g. ["model=logistic"])."""
+    for cond, spec in experiment["conditionals"].items():
+        for value in spec["values"]:
+            names = [
+                n
+                for n, s in experiment["parameters"].items()
+                if cond in (s.get("conditions") or {}) and applies(s, {cond: value})
+            ]
+            if not names:
+                continue
+            config = compose([f"{spec['path']}={value}"])
+            for name in names:
+                path = experiment["parameters"][name]["path"]
+                if not config_has(config, path):
+                    raise RecipeError(
+                        f"{where}.parameters.{name}.path: unknown parameter path {path!r}: no such key in the "
+                        f"config composed with {spec['path']}={value}"
+                    )
 
 
 def config_has(config: DictConfig, path: str) -> bool:
@@ -60,7 +92,7 @@ def config_has(config: DictConfig, path: str) -> bool:
     return False
 
 
-def _check_parameter(name: str, spec: dict[str, Any], where: str, config: DictConfig) -> None:
+def _check_parameter(name: str, spec: dict[str, Any], where: str, config: DictConfig | None) -> None:
     unknown = set(spec) - PARAM_KEYS
     if unknown:
         raise RecipeError(
@@ -71,7 +103,7 @@ def _check_parameter(name: str, spec: dict[str, Any], where: str, config: DictCo
         raise RecipeError(
             f"{where}.{name}.path: missing; set the config key the value is written to (e.g. train.lr)"
         )
-    if not config_has(config, path):
+    if config is not None and not config_has(config, path):
         raise RecipeError(
             f"{where}.{name}.path: unknown parameter path {path!r}: no such key in the composed config"
         )
@@ -107,6 +139,55 @@ def _check_parameter(name: str, spec: dict[str, Any], where: str, config: DictCo
             raise RecipeError(f"{where}.{name}.log: a log scale needs type double, not {kind}")
         if low <= 0:
             raise RecipeError(f"{where}.{name}.log: a log scale needs positive values, got min={low}")
+
+
+def _check_conditionals(experiment: dict[str, Any], config: DictConfig, where: str) -> None:
+    """A conditional is a choice (e.g. `model`: dlrm or logistic) some parameters apply under only."""
+    conditionals = experiment["conditionals"]
+    for name, spec in conditionals.items():
+        unknown = set(spec) - CONDITIONAL_KEYS
+        if unknown:
+            raise RecipeError(
+                f"{where}.conditionals.{name}: unknown keys {sorted(unknown)}; expected {sorted(CONDITIONAL_KEYS)}"
+            )
+        if not spec.get("path") or not config_has(config, spec["path"]):
+            raise RecipeError(
+                f"{where}.conditionals.{name}.path: {spec.get('path')!r} is no key of the composed config"
+            )
+        values = [str(v) for v in spec.get("values") or []]
+        if len(set(values)) < 2:
+            raise RecipeError(
+                f"{where}.conditionals.{name}.values: a choice needs two or more distinct values, got {values}"
+            )
+        if name in experiment["parameters"]:
+            raise RecipeError(f"{where}: {name!r} is both a parameter and a conditional")
+    for name, spec in experiment["parameters"].items():
+        for cond, values in (spec.get("conditions") or {}).items():
+            if cond not in conditionals:
+                raise RecipeError(
+                    f"{where}.parameters.{name}.conditions: {cond!r} is no conditional; "
+                    f"expected one of {sorted(conditionals)}"
+                )
+            allowed = {str(v) for v in conditionals[cond]["values"]}
+            wrong = sorted({str(v) for v in values} - allowed)
+            if wrong or not values:
+                raise RecipeError(
+                    f"{where}.parameters.{name}.conditions.{cond}: {wrong or values} not among {sorted(allowed)}"
+                )
+
+
+def applies(spec: dict[str, Any], assignments: dict[str, Any]) -> bool:
+    """A parameter applies to a suggestion when every condition it has names the suggested choice."""
+    return all(
+        str(assignments.get(cond)) in {str(v) for v in values}
+        for cond, values in (spec.get("conditions") or {}).items()
+    )
+
+
+def _exclusive(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two parameters never apply together: some conditional has disjoint values in their conditions."""
+    ca, cb = a.get("conditions") or {}, b.get("conditions") or {}
+    return any(not {str(v) for v in ca[c]} & {str(v) for v in cb[c]} for c in set(ca) & set(cb))
 
 
 def _check_metrics(metrics: dict[str, dict[str, Any]], budget: Any, where: str) -> None:
@@ -157,21 +238,23 @@ def validate(
 ) -> None:
     """Raise `RecipeError` naming the key at fault; `fixed` are the command-line overrides (path -> value)."""
     params = experiment["parameters"]
-    if not params:
+    if not params and not experiment["conditionals"]:
         raise RecipeError(f"{where}.parameters: empty; give at least one parameter to tune")
-    paths: dict[str, str] = {}
+    _check_conditionals(experiment, config, where)
+    paths: dict[str, list[str]] = {}
     for name, spec in params.items():
-        _check_parameter(name, spec, f"{where}.parameters", config)
-        if spec["path"] in paths:
-            raise RecipeError(
-                f"{where}.parameters: {paths[spec['path']]!r} and {name!r} both set {spec['path']}"
-            )
+        # a conditional parameter's path is checked against its choice's config (`check_choice_paths`)
+        _check_parameter(name, spec, f"{where}.parameters", None if spec.get("conditions") else config)
+        clash = [other for other in paths.get(spec["path"], []) if not _exclusive(params[other], spec)]
+        if clash:
+            raise RecipeError(f"{where}.parameters: {clash[0]!r} and {name!r} both set {spec['path']}")
+        paths.setdefault(spec["path"], []).append(name)
+    for name, spec in [*params.items(), *experiment["conditionals"].items()]:
         if spec["path"] in fixed:
             raise RecipeError(
                 f"{spec['path']} is set on the command line and tuned as parameter {name!r}; "
                 f"drop one (to stop tuning it: ~{where}.parameters.{name} or set it to null)"
             )
-        paths[spec["path"]] = name
     _check_metrics(experiment["metrics"], experiment["budget"], f"{where}.metrics")
     budget, bandwidth = experiment["budget"], experiment["parallel_bandwidth"]
     if not (isinstance(budget, int) and budget > 0):
@@ -196,6 +279,8 @@ def sigopt_body(experiment: dict[str, Any], parallel_bandwidth: int) -> dict[str
             param["bounds"] = {"min": cast(spec["min"]), "max": cast(spec["max"])}
         if spec.get("log"):
             param["transformation"] = "log"
+        if spec.get("conditions"):
+            param["conditions"] = {c: [str(v) for v in vs] for c, vs in spec["conditions"].items()}
         parameters.append(param)
     metrics = []
     for name, spec in experiment["metrics"].items():
@@ -203,7 +288,7 @@ def sigopt_body(experiment: dict[str, Any], parallel_bandwidth: int) -> dict[str
         if spec["threshold"] is not None:
             metric["threshold"] = float(spec["threshold"])
         metrics.append(metric)
-    return {
+    body = {
         "name": experiment.get("name") or "hydra sweep",
         "type": "offline",
         "parameters": parameters,
@@ -211,12 +296,21 @@ def sigopt_body(experiment: dict[str, Any], parallel_bandwidth: int) -> dict[str
         "observation_budget": experiment["budget"],
         "parallel_bandwidth": parallel_bandwidth,
     }
+    if experiment.get("conditionals"):
+        body["conditionals"] = [
+            {"name": name, "values": [str(v) for v in spec["values"]]}
+            for name, spec in experiment["conditionals"].items()
+        ]
+    return body
 
 
 def overrides(experiment: dict[str, Any], assignments: dict[str, Any]) -> list[str]:
-    """Hydra overrides that put one suggestion's values at their config paths."""
-    out = []
+    """Hydra overrides that put one suggestion's values at their config paths: the choices first (e.g.
+    `model=logistic`), then the parameters that apply to them (those of unchosen models are left out)."""
+    out = [f"{s['path']}={assignments[n]}" for n, s in (experiment.get("conditionals") or {}).items()]
     for name, spec in experiment["parameters"].items():
+        if not applies(spec, assignments):
+            continue
         value = assignments[name]
         if spec["type"] == "int":
             value = int(value)

@@ -117,6 +117,12 @@ class SigOptSweeperImpl:
         experiment = self.experiment()
         fixed = self._fixed(arguments)
         exp.validate(experiment, self.config, fixed)
+        exp.check_choice_paths(
+            experiment,
+            lambda extra: self.hydra_context.config_loader.load_sweep_config(
+                master_config=self.config, sweep_overrides=[*arguments, *extra]
+            ),
+        )
         if self.dry_run:
             print(yaml.safe_dump(experiment, sort_keys=False), end="")
             return []
@@ -144,15 +150,16 @@ class SigOptSweeperImpl:
             for job, suggestion in zip(range(first, first + len(batch)), suggestions, strict=True):
                 values, reason = self._outcome(experiment, journal, job)
                 optimizer.tell(suggestion, values)
-                journal.record(
-                    {
-                        "job": job,
-                        "assignments": suggestion.assignments,
-                        "failed": values is None,
-                        "values": values,
-                        "reason": reason,
-                    }
-                )
+                observation = {
+                    "job": job,
+                    "assignments": suggestion.assignments,
+                    "failed": values is None,
+                    "values": values,
+                    "reason": reason,
+                }
+                if experiment["conditionals"]:  # the knobs of the models this trial did not choose
+                    observation["inactive"] = exp.inactive(experiment, suggestion.assignments)
+                journal.record(observation)
                 if values is None:
                     log.warning("job %d failed: %s; reported to SigOpt as a failed observation", job, reason)
             summary = journal.write_summary(experiment)

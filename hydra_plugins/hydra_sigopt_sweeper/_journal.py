@@ -151,10 +151,15 @@ def summarise(experiment: dict[str, Any], observations: list[dict[str, Any]]) ->
     front = pareto_front(feasible, optimized)
     best = [o for o in front if meets(o, optimized)] or front
     keep = ("job", "assignments", "values")
+    # the single best by the first optimised metric (quality, in the advisor's recipes), within constraints
+    first, spec = next(iter(optimized.items()))
+    sign = 1 if spec["objective"] == "maximize" else -1
+    top = max(feasible, key=lambda o: sign * o["values"][first], default=None)
     return {
         "observations": len(observations),
         "failed_observations": len(observations) - len(ok),
         "metrics": metrics,
         "best": [{k: o[k] for k in keep} for o in best],
         "pareto_front": [{k: o[k] for k in keep} for o in front],
+        f"best_{first}": None if top is None else {k: top[k] for k in keep},
     }
