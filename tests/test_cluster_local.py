@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -39,17 +40,32 @@ def alive_workers(ui_port: int) -> int:
         return json.load(r)["aliveworkers"]
 
 
-def daemons(home: Path) -> list[str]:
-    """Spark daemons of this cluster still running (by their run folder on the command line)."""
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "java" in line and str(home) in line]
+def daemons(home: Path) -> list[int]:
+    """Spark daemons of this cluster still running: Java processes started in its state folder."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "comm").read_text().strip() == "java":
+                if os.readlink(proc / "cwd").startswith(str(home)):
+                    found.append(int(proc.name))
+        except OSError:  # gone meanwhile
+            continue
+    return found
 
 
 def outputs(result: subprocess.CompletedProcess) -> dict:
     return json.loads(result.stdout[result.stdout.rindex('{\n  "state"') :])
 
 
-def test_apply_scales_up_and_down_runs_a_spark_job_and_destroy_stops_everything(tmp_path):
+@pytest.fixture
+def stopped(tmp_path):
+    """Whatever a failing test leaves running in its cluster is stopped after it."""
+    yield
+    for pid in daemons(tmp_path):
+        os.kill(pid, signal.SIGTERM)
+
+
+def test_apply_scales_up_and_down_runs_a_spark_job_and_destroy_stops_everything(tmp_path, stopped):
     ports = [f"cluster.master_port={free_port()}", f"cluster.master_webui_port={(ui := free_port())}"]
     plan = cluster("up", tmp_path, "cluster.nodes=1", *ports)  # no --yes: a plan, nothing applied
     assert "Plan: 2 to add" in plan.stdout and "run again with --yes" in plan.stdout and not daemons(tmp_path)
@@ -87,7 +103,7 @@ def test_apply_scales_up_and_down_runs_a_spark_job_and_destroy_stops_everything(
     assert status["resources"] == [] and status["outputs"] == {}
 
 
-def test_a_failed_apply_is_destroyed_not_left_half_made(tmp_path):
+def test_a_failed_apply_is_destroyed_not_left_half_made(tmp_path, stopped):
     ports = [f"cluster.master_port={free_port()}", f"cluster.master_webui_port={free_port()}"]
     r = cluster("up", tmp_path, "cluster.nodes=1", "cluster.worker_memory=lots", *ports, "--yes", check=False)
     assert r.returncode == 1

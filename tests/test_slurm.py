@@ -7,6 +7,7 @@ filesystem.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -45,14 +46,17 @@ def slurm_logs(folder: Path) -> list[str]:
     return [p.read_text() for p in sorted(folder.glob("multirun/*/*/.submitit/*/*_log.out"))]
 
 
-def test_a_training_job_runs_as_a_slurm_job(slurm, shared):
-    run_bluewhale(shared, "cluster=slurm", *SMALL, "hydra.sweep.dir=multirun/job/train")
+def test_a_two_task_training_job_trains_on_two_ranks_as_one_slurm_job(slurm, shared):
+    run_bluewhale(
+        shared, "cluster=slurm", "cluster.tasks_per_node=2", *SMALL, "hydra.sweep.dir=multirun/job/train"
+    )
     logs = slurm_logs(shared)
-    assert logs and all(re.search(r"JobEnvironment\(job_id=\d+, hostname=", log) for log in logs), logs
-    assert any("Job completed successfully" in log for log in logs)
+    ranks = sorted(re.findall(r"JobEnvironment\(job_id=(\d+), .*global_rank=(\d)\(2\)\)", "\n".join(logs)))
+    assert len(ranks) == 2 and ranks[0][0] == ranks[1][0] and {r for _, r in ranks} == {"0", "1"}, logs
+    assert all("Job completed successfully" in log for log in logs)
     child = [r for r in runs(shared) if r.data.tags.get("bluewhale.role") != "sweep"]
-    assert len(child) == 1 and child[0].info.status == "FINISHED"
-    assert child[0].data.params["cluster.name"] == "slurm"
+    assert len(child) == 1 and child[0].info.status == "FINISHED"  # rank 0 alone logs
+    assert child[0].data.params["cluster.name"] == "slurm" and child[0].data.metrics["world_size"] == 2
     assert child[0].data.metrics["test_auc"] > 0.6
 
 
@@ -91,3 +95,15 @@ def test_a_cluster_the_jobs_cannot_use_fails_before_anything_is_submitted(
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
     assert not list(tmp_path.glob("multirun/**/.submitit")) and not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_sigopt_sweep_runs_its_trials_as_slurm_jobs(slurm, shared):
+    folder = shared / "multirun/sigopt"
+    run_bluewhale(
+        shared, "-m", "cluster=slurm", "advisor=sigopt", "advisor.budget=2", "advisor.seed=0", *SMALL,
+        f"hydra.sweep.dir={folder}",
+    )  # fmt: skip
+    observed = [json.loads(line) for line in (folder / "sigopt_observations.jsonl").read_text().splitlines()]
+    assert len(observed) == 2 and not any(o["failed"] for o in observed), observed
+    assert all(o["values"]["test_auc"] > 0.6 for o in observed)
+    assert len(list(folder.glob(".submitit/*/*_result.pkl"))) == 2  # each trial a Slurm job

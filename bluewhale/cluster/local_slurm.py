@@ -1,7 +1,8 @@
 """A real one-machine Slurm cluster (munged, slurmctld and one slurmd per node) in a folder of its own.
 
-Tests, the benchmark and the `local` Terraform target start it to run submitit jobs on this machine: two
-(or more) node entries on 127.0.0.1 with their own ports, cons_tres, linuxproc tracking, no cgroups.
+Tests and the benchmark start it to run submitit jobs on this machine: two (or more) node entries on
+127.0.0.1 (this host's name and `localhost`) with their own ports, cons_tres, linuxproc tracking, no
+cgroups.
 Clients (sinfo, sbatch, submitit) find it through `SLURM_CONF`, which `env()` gives.
 """
 
@@ -51,7 +52,10 @@ class LocalSlurm:
         ready_timeout_s: float = 60.0,
     ) -> None:
         self.folder = Path(folder).resolve()
-        self.nodes = [f"n{i + 1}" for i in range(nodes)]
+        # Node names that resolve to this machine, as a real cluster's node names resolve to their hosts:
+        # rank 0's address for a multi-task job is the first host of the job's node list.
+        host = socket.gethostname().split(".")[0]
+        self.nodes = ([host, "localhost"] + [f"n{i}" for i in range(3, nodes + 1)])[:nodes]
         self.cpus, self.mem_mb, self.partition = cpus, mem_mb, partition
         self.ready_timeout_s = ready_timeout_s
         self.conf = self.folder / "slurm.conf"

@@ -3,6 +3,12 @@
 # (pyspark ships no start-master.sh). A start returns once the daemon is usable: the master leads, a
 # worker has registered with it. Usage: spark.sh start-master|stop-master|start-worker N|stop-worker N
 set -euo pipefail
+# Close inherited descriptors (3 and up; 255 is bash's own): a daemon that kept one would hold the pipe
+# Terraform's caller reads, and the caller would wait for it forever.
+for fd in /proc/$$/fd/*; do
+  fd=${fd##*/}
+  if [ "$fd" -gt 2 ] && [ "$fd" -lt 255 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
 action=$1
 instance=${2:-1}
 export SPARK_LOG_DIR="$BW_RUN_DIR/logs" SPARK_PID_DIR="$BW_RUN_DIR/pids" SPARK_IDENT_STRING=bluewhale
