@@ -1,5 +1,6 @@
 """DLRM's shape contract and its sparse embedding updates."""
 
+import pytest
 import torch
 
 from bluewhale.model.dlrm import DLRM
@@ -44,3 +45,34 @@ def test_without_dense_features_and_with_several_tasks():
     assert model.bottom is None
     logits = model({"dense": torch.zeros(2, 0), "sparse": torch.tensor([[1, 2, 3], [0, 4, 5]])})
     assert logits.shape == (2, 3)
+
+
+def test_bf16_dense_layers_only_where_the_cpu_has_them_and_logits_stay_fp32():
+    from bluewhale.train import cpu
+
+    assert cpu.choose("auto", flags={"avx2", "avx512_bf16"}).bf16
+    assert cpu.choose("auto", flags={"avx2", "amx_bf16"}).bf16
+    assert not cpu.choose("auto", flags={"avx2", "fma"}).bf16  # emulated there: slower than fp32
+    assert not cpu.choose("fp32", flags={"amx_bf16"}).bf16 and cpu.choose("bf16", flags=set()).bf16
+    assert cpu.cpu_flags("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n") == {
+        "fpu",
+        "avx2",
+        "avx512_bf16",
+    }
+    with pytest.raises(
+        ValueError, match=r"train.precision: expected one of \('auto', 'fp32', 'bf16'\), got 'fp16'"
+    ):
+        cpu.choose("fp16")
+    torch.manual_seed(0)
+    model = DLRM(inputs(3, [5, 7]), embedding_dim=4, bottom_mlp=[8], top_mlp=[8])
+    batch = {
+        "dense": torch.randn(6, 3),
+        "sparse": torch.tensor([[0, 1], [1, 2], [4, 6], [0, 0], [1, 1], [2, 3]]),
+    }
+    full = model(batch)
+    cpu.apply(cpu.CpuSettings(threads=torch.get_num_threads(), bf16=True), model)
+    half = model(batch)
+    assert half.dtype == torch.float32 and model.top[0].weight.dtype == torch.float32
+    torch.testing.assert_close(half, full, atol=0.02, rtol=0.02)  # bf16 keeps 8 bits of mantissa
+    half.sum().backward()  # trains: gradients reach the fp32 weights
+    assert model.top[0].weight.grad.dtype == torch.float32

@@ -33,6 +33,7 @@ class DLRM(nn.Module):
         # read by bluewhale/train/optim.py, which builds the optimisers
         self.embedding_optimizer, self.embedding_lr_scale = embedding_optimizer, embedding_lr_scale
         self.fused_embedding_update = fused_embedding_update
+        self.dense_dtype: torch.dtype | None = None  # set_precision: bf16 MLPs where the CPU has it
         num_dense = len(inputs["dense"]) if "dense" in inputs else 0
         self.has_dense = num_dense > 0
         self.tasks = tasks(inputs)
@@ -47,11 +48,21 @@ class DLRM(nn.Module):
         width = embedding_dim * self.has_dense + len(rows)
         self.top = mlp([width, *top_mlp, self.tasks], last_activation=False)
 
+    def set_precision(self, dtype: torch.dtype | None) -> None:
+        """Compute the MLPs and interactions in `dtype` (bf16 where the CPU has it; see train/cpu.py);
+        None: in the weights' fp32. Weights, embeddings and logits stay fp32."""
+        self.dense_dtype = dtype
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         vectors = self.tables(batch["sparse"])  # [B, F, D]
-        if self.bottom is not None:
-            x = self.bottom(batch["dense"])  # [B, D]
-            vectors = torch.cat([x.unsqueeze(1), vectors], dim=1)  # [B, F+1, D]
-        dots = torch.bmm(vectors, vectors.transpose(1, 2))[:, self.pair_rows, self.pair_cols]  # [B, pairs]
-        top_in = torch.cat([x, dots], dim=1) if self.bottom is not None else dots
-        return logits_out(self.top(top_in), self.tasks)
+        dtype = getattr(self, "dense_dtype", None)
+        with torch.autocast(vectors.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            if self.bottom is not None:
+                x = self.bottom(batch["dense"])  # [B, D]
+                vectors = torch.cat([x.unsqueeze(1), vectors.to(x.dtype)], dim=1)  # [B, F+1, D]
+            dots = torch.bmm(vectors, vectors.transpose(1, 2))[
+                :, self.pair_rows, self.pair_cols
+            ]  # [B, pairs]
+            top_in = torch.cat([x, dots.to(x.dtype)], dim=1) if self.bottom is not None else dots
+            logits = self.top(top_in)
+        return logits_out(logits.float(), self.tasks)

@@ -104,7 +104,9 @@ def optimizers(model: nn.Module, lr: float) -> list[torch.optim.Optimizer]:
     embedding_lr = lr * getattr(model, "embedding_lr_scale", 1.0)
     rowwise = RowwiseAdagrad(sparse, lr=embedding_lr)
     chosen.append(rowwise)
-    if getattr(model, "fused_embedding_update", False):
+    several_ranks = torch.distributed.is_available() and torch.distributed.is_initialized()
+    several_ranks = several_ranks and torch.distributed.get_world_size() > 1
+    if getattr(model, "fused_embedding_update", False) and not several_ranks:  # ranks exchange gradients
         for module in model.modules():
             if hasattr(module, "fuse_update"):
                 module.fuse_update(rowwise)

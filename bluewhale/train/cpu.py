@@ -1,0 +1,69 @@
+"""Per-CPU training settings: threads, and bf16 only where the CPU computes it natively.
+
+bf16 matrix products pay on CPUs with AMX or AVX-512-bf16 (Sapphire Rapids and later, AMD Zen 4 and
+later) and are emulated, slower than fp32, elsewhere (AVX2-only machines); `auto` picks it from the CPU's
+flags. Threads are torch's own choice (the cores it finds) unless `train.threads` sets them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+CHOICES = ("auto", "fp32", "bf16")
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The feature flags of the first CPU in /proc/cpuinfo (empty where there is none, e.g. macOS)."""
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        cpuinfo = path.read_text() if path.exists() else ""
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def native_bf16(flags: set[str] | None = None) -> bool:
+    """Whether this CPU multiplies bf16 natively (AMX or AVX-512-bf16)."""
+    return any(f in (cpu_flags() if flags is None else flags) for f in BF16_FLAGS)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, as `taskset`/Slurm set it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class CpuSettings:
+    threads: int
+    bf16: bool  # autocast the dense layers (MLPs, interaction) to bf16; embeddings and loss stay fp32
+
+
+def choose(precision: str = "auto", threads: int | None = None, flags: set[str] | None = None) -> CpuSettings:
+    """The settings for this CPU: `precision` auto|fp32|bf16 (auto: bf16 where native); `threads` (None:
+    torch's own choice, which ranks sharing a machine may have set already)."""
+    if precision not in CHOICES:
+        raise ValueError(f"train.precision: expected one of {CHOICES}, got {precision!r}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"train.threads: expected a positive number of threads or null, got {threads}")
+    bf16 = native_bf16(flags) if precision == "auto" else precision == "bf16"
+    return CpuSettings(threads=threads or torch.get_num_threads(), bf16=bf16)
+
+
+def apply(settings: CpuSettings, model: torch.nn.Module | None = None) -> CpuSettings:
+    """Set torch's thread pool and tell a model that can use bf16 (`model.set_precision`) to do so."""
+    if torch.get_num_threads() != settings.threads:
+        torch.set_num_threads(settings.threads)
+    if model is not None and hasattr(model, "set_precision"):
+        model.set_precision(torch.bfloat16 if settings.bf16 else None)
+    log.info(
+        "CPU settings: %d threads, %s dense layers", settings.threads, "bf16" if settings.bf16 else "fp32"
+    )
+    return settings
