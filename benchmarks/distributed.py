@@ -23,6 +23,8 @@ from bluewhale.app import compose_experiment
 from bluewhale.pipeline import run
 
 RESULTS = Path(__file__).parent / "results" / "distributed.json"
+# name, ranks, PyTorch threads a rank (None: the cores shared evenly among the ranks)
+VARIANTS = [("1 rank", 1, None), ("2 ranks", 2, None), ("1 rank, 1 thread", 1, 1)]
 
 
 def main() -> None:
@@ -47,11 +49,13 @@ def main() -> None:
     run(compose_experiment([*common, "pipeline.stages=[process]"]))  # process once, outside the timings
     runs = []
     for repeat in range(args.repeats):
-        for ranks in (1, 2):
+        for name, ranks, threads in VARIANTS:
             start = time.perf_counter()
-            metrics = run(compose_experiment([*common, f"cluster.ranks_per_node={ranks}"]))
+            threads_key = [f"cluster.threads={threads}"] if threads else []
+            metrics = run(compose_experiment([*common, f"cluster.ranks_per_node={ranks}", *threads_key]))
             runs.append(
                 {
+                    "variant": name,
                     "ranks": ranks,
                     "repeat": repeat,
                     "train_samples_per_s": metrics["train_samples_per_s"],
@@ -61,7 +65,10 @@ def main() -> None:
                 }
             )
             print(json.dumps(runs[-1]), flush=True)
-    median = {r: statistics.median(x["train_samples_per_s"] for x in runs if x["ranks"] == r) for r in (1, 2)}
+    names = [v[0] for v in VARIANTS]
+    median = {
+        n: statistics.median(x["train_samples_per_s"] for x in runs if x["variant"] == n) for n in names
+    }
     result = {
         "what": "DLRM on planted Criteo, one epoch, same global batch; job throughput (all ranks' samples/s)",
         "rows": args.rows,
@@ -69,16 +76,19 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "load_average_at_end": os.getloadavg(),
         "runs": runs,
-        "median_samples_per_s": {str(k): v for k, v in median.items()},
-        "ratio_2_over_1": median[2] / median[1],
+        "median_samples_per_s": median,
+        "ratio_2_ranks_over_1_rank": median["2 ranks"] / median["1 rank"],
+        "ratio_2_ranks_over_1_rank_1_thread": median["2 ranks"] / median["1 rank, 1 thread"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print("| ranks | runs (samples/s) | median |\n|---|---|---|")
-    for r in (1, 2):
-        values = ", ".join(f"{x['train_samples_per_s']:.0f}" for x in runs if x["ranks"] == r)
-        print(f"| {r} | {values} | {median[r]:.0f} |")
-    print(f"2 ranks / 1 rank: {result['ratio_2_over_1']:.2f}x (load average {os.getloadavg()[0]:.1f})")
+    print("| variant | runs (samples/s) | median |\n|---|---|---|")
+    for n in names:
+        values = ", ".join(f"{x['train_samples_per_s']:.0f}" for x in runs if x["variant"] == n)
+        print(f"| {n} | {values} | {median[n]:.0f} |")
+    print(
+        f"2 ranks / 1 rank: {result['ratio_2_ranks_over_1_rank']:.2f}x (load average {os.getloadavg()[0]:.1f})"
+    )
 
 
 if __name__ == "__main__":

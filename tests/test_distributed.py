@@ -11,15 +11,18 @@ import os
 import signal
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
-import mlflow
 import pytest
-from mlflow.tracking import MlflowClient
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
 
-from bluewhale.app import compose_experiment
-from bluewhale.pipeline import run
 from bluewhale.train import distributed
+from bluewhale.train.callbacks import TrainState
+from bluewhale.train.trainer import bce
 
 # small and fast: a few dozen steps of a narrow DLRM
 SMALL = [
@@ -43,6 +46,9 @@ def data(tmp_path_factory) -> Path:
 
 def experiment(folder: Path, *overrides: str, data: Path | None = None) -> dict[str, float]:
     """Run the small experiment in this process, MLflow in `folder/mlflow.db`, data in `data`."""
+    from bluewhale.app import compose_experiment  # here, not at the top: spawned ranks import this module
+    from bluewhale.pipeline import run
+
     data = data or folder / "data"
     cfg = compose_experiment(
         [*SMALL, f"paths.data_dir={data}", f"tracking.uri=sqlite:///{folder}/mlflow.db", *overrides]
@@ -119,12 +125,20 @@ def test_two_ranks_reach_the_metrics_of_one_at_the_same_global_batch(tmp_path, d
     assert two["test_logloss"] == pytest.approx(one["test_logloss"], abs=0.02)
     assert two["test_auc"] > 0.6  # it learned
     # one MLflow run per job: rank 1 logged nothing; the run records the world size
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    experiment_id = MlflowClient().get_experiment_by_name("bluewhale").experiment_id
-    runs = MlflowClient().search_runs([experiment_id], order_by=["attributes.start_time ASC"])
+    runs = finished_runs(tmp_path)
     assert [r.data.metrics["world_size"] for r in runs] == [1, 2]
     assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
     assert runs[1].data.metrics["test_auc"] == pytest.approx(two["test_auc"])
+
+
+def finished_runs(folder: Path) -> list:
+    """The runs in `folder/mlflow.db`, oldest first."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
+    experiment_id = MlflowClient().get_experiment_by_name("bluewhale").experiment_id
+    return MlflowClient().search_runs([experiment_id], order_by=["attributes.start_time ASC"])
 
 
 def child_pids(pid: int) -> list[int]:
@@ -168,7 +182,57 @@ def test_a_killed_rank_fails_the_job_with_a_clear_message(tmp_path, data):
         time.monotonic() - killed["at"] < 60
     )  # a closed connection fails at once; the timeout bounds the rest
     assert "collective" in str(failure.value)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    experiment_id = MlflowClient().get_experiment_by_name("bluewhale").experiment_id
-    [failed] = MlflowClient().search_runs([experiment_id])
+    [failed] = finished_runs(tmp_path)
     assert failed.info.status == "FAILED"
+
+
+class Tiny(nn.Module):
+    """A sparse table, a dense layer, and a layer no batch uses (its gradient must stay None)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = nn.Embedding(50, 4, sparse=True)
+        self.dense = nn.Linear(12, 1)
+        self.unused = nn.Linear(2, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.dense(self.table(ids).flatten(1)).squeeze(1)
+
+
+def _exchange(rank: int, world: int, port: int) -> None:
+    """One rank: its half of a batch, backward, exchange; the result must be the whole batch's gradient."""
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world,
+        timeout=timedelta(seconds=60),
+    )
+    torch.manual_seed(0)
+    model, ids, labels = Tiny(), torch.randint(0, 50, (8, 3)), torch.rand(8)
+    reference = Tiny()
+    reference.load_state_dict(model.state_dict())
+    bce(reference(ids), labels).backward()  # ground truth: one process, the whole batch
+    half = slice(rank * 4, rank * 4 + 4)
+    bce(model(ids[half]), labels[half]).backward()
+    state = TrainState(model, [], [], 1, stop=rank == 1)  # a stop signal seen by rank 1 only
+    distributed.GradientExchange().on_after_backward(state)
+    assert model.table.weight.grad.is_sparse
+    torch.testing.assert_close(model.table.weight.grad.to_dense(), reference.table.weight.grad.to_dense())
+    torch.testing.assert_close(model.dense.weight.grad, reference.dense.weight.grad)
+    torch.testing.assert_close(model.dense.bias.grad, reference.dense.bias.grad)
+    assert model.unused.weight.grad is None
+    assert state.stop  # every rank stops after the same step
+    assert distributed.gather_rows(torch.full((rank + 1, 2), float(rank)).numpy()).tolist() == [
+        [0, 0],
+        [1, 1],
+        [1, 1],
+    ]
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_exchanged_gradients_are_those_of_the_whole_batch():
+    """Two real ranks, half a batch each: after the exchange, dense and sparse gradients equal the gradient
+    one process computes on the whole batch (equal halves: the mean of means is the mean)."""
+    mp.spawn(_exchange, args=(2, distributed.free_port()), nprocs=2, join=True)

@@ -322,12 +322,14 @@ class GradientExchange(Callback):
         self.synced = False
 
     def on_fit_start(self, state: TrainState) -> None:
-        fused = [m for m in state.model.modules() if getattr(m, "fused", None) is not None]
-        if fused and world_size() > 1:
+        if world_size() == 1:
+            return
+        if any(getattr(m, "fused", None) is not None for m in state.model.modules()):
             raise ValueError(
                 "model.fused_embedding_update=true updates embedding rows inside backward, before ranks can "
                 "exchange gradients: set it to false to train with several ranks"
             )
+        dist.barrier()  # start together, so no rank's training time counts another's start-up
 
     def on_after_backward(self, state: TrainState) -> None:
         world = world_size()
@@ -345,7 +347,7 @@ class GradientExchange(Callback):
             _unflatten(flat / world, [p.data for p in dense])
             self.synced = True
         # dense gradients, buffers, which parameters have a gradient anywhere, and the stop flag: one call
-        has = [float(p.grad is not None) for p in params]
+        has = [float(p.grad is not None) for p in dense + sparse]  # in the order read back below
         grads = [
             p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel(), dtype=p.dtype) for p in dense
         ]
@@ -372,9 +374,9 @@ class GradientExchange(Callback):
                     p.shape,
                 )
             )
-            grad = grad.coalesce()
-            dist.all_reduce(grad)
-            p.grad = (grad / world).coalesce()
+            work = dist.all_reduce(grad.coalesce(), async_op=True)  # gloo's sparse all-reduce answers in
+            work.wait()  # its result, a new sparse tensor, not in place
+            p.grad = (work.result()[0] / world).coalesce()
         state.stop = bool(flags[-1] > 0)
 
 
