@@ -2,6 +2,16 @@
 
     .venv/bin/python benchmarks/recdp_criteo.py                       # 1M, 4M, 8M rows
     .venv/bin/python benchmarks/recdp_criteo.py --sizes 100000 400000 800000 --engines pandas script
+    .venv/bin/python benchmarks/recdp_criteo.py --sizes 1000000 --days 4  # recdp=criteo_1tb_dlrm on 4 day files
+    .venv/bin/python benchmarks/recdp_criteo.py --sizes 1000000 --dlrm /work/ref/dlrm  # vs facebookresearch/dlrm
+
+`--dlrm CHECKOUT` also times, on the 1M-line file (the smallest size), the whole command
+`bluewhale dataset=criteo_kaggle dataset.path=FILE engine=E pipeline.stages=[process]` per engine against
+facebookresearch/dlrm's `data_utils.getCriteoAdData` (a reference, never vendored). It needs numpy < 2,
+so it runs in a venv of its own, outside this repository:
+
+    git clone <mirror of github.com/facebookresearch/dlrm> /work/ref/dlrm
+    python3.11 -m venv /work/ref/venv-dlrm && /work/ref/venv-dlrm/bin/pip install numpy==1.26.4
 
 Each (engine, size) runs in a fresh process on a planted Criteo-format file. Time is the processing
 alone (read, ops, write parquet), after the engine started (Spark's session, Modin's workers: reported
@@ -48,14 +58,18 @@ def handwritten(path: Path, out: Path) -> None:
     df.iloc[train_rows:].to_parquet(out / "test.parquet", index=False)
 
 
-def one(engine: str, rows: int, data_dir: Path, workers: int) -> dict:
+def one(engine: str, rows: int, data_dir: Path, workers: int, days: int = 0) -> dict:
     """Run one engine on one size in this process; return its measurements."""
     import yaml
 
     from bluewhale import recdp
     from bluewhale.dataset.synthetic_criteo import SyntheticCriteo
+    from bluewhale.dataset.synthetic_criteo_1tb import SyntheticCriteo1TB
 
-    dataset = SyntheticCriteo(rows=rows, seed=0, dir=str(data_dir))
+    if days:
+        dataset = SyntheticCriteo1TB(rows=rows, seed=0, dir=str(data_dir), days=days)
+    else:
+        dataset = SyntheticCriteo(rows=rows, seed=0, dir=str(data_dir))
     dataset.prepare()
     started = time.perf_counter()
     if engine == "spark":
@@ -73,9 +87,11 @@ def one(engine: str, rows: int, data_dir: Path, workers: int) -> dict:
 
         runner = PandasEngine()
     startup = time.perf_counter() - started
-    pipeline = yaml.safe_load((ROOT / "conf/recdp/criteo_dlrm.yaml").read_text())
+    pipeline = yaml.safe_load((ROOT / f"conf/recdp/criteo{'_1tb' if days else ''}_dlrm.yaml").read_text())
     with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
         start = time.perf_counter()
+        if engine == "script" and days:
+            raise SystemExit("the hand-written script reads one file, not day files")
         if engine == "script":
             handwritten(dataset.path, Path(tmp))
         else:
@@ -101,7 +117,13 @@ def peak_rss(pid: int, stop: threading.Event, peak: list[float]) -> None:
 
 def measure(engine: str, rows: int, args) -> dict:
     command = [sys.executable, __file__, "--one", engine, "--sizes", str(rows), "--dir", str(args.dir)]
-    command += ["--workers", str(args.workers)]
+    command += ["--workers", str(args.workers), "--days", str(args.days)]
+    return sampled(command, {"engine": engine, "rows": rows}, rows)
+
+
+def sampled(command: list[str], what: dict, rows: int, timed: bool = False) -> dict:
+    """Run `command`, sampling its (and its children's) summed RSS; `timed`: the wall time is the result."""
+    start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     stop, peak = threading.Event(), [0.0]
     sampler = threading.Thread(target=peak_rss, args=(process.pid, stop, peak), daemon=True)
@@ -110,9 +132,51 @@ def measure(engine: str, rows: int, args) -> dict:
     stop.set()
     sampler.join()
     if process.returncode != 0:
-        return {"engine": engine, "rows": rows, "error": f"exit {process.returncode}"}
-    result = json.loads(output.strip().splitlines()[-1])
+        return what | {"error": f"exit {process.returncode}"}
+    if timed:
+        result = what | {"seconds": time.perf_counter() - start, "startup_s": 0.0}
+    else:
+        result = what | json.loads(output.strip().splitlines()[-1])
     return result | {"peak_rss_gib": peak[0] / 2**30, "rows_per_s": rows / result["seconds"]}
+
+
+DLRM_SCRIPT = """
+import shutil, sys, tempfile
+sys.path.insert(0, sys.argv[1])
+from data_utils import getCriteoAdData
+folder = tempfile.mkdtemp(dir=sys.argv[3])
+shutil.copy(sys.argv[2], folder + "/train.txt")  # it writes its day splits and .npz files beside the input
+getCriteoAdData(folder + "/train.txt", "kaggleAdDisplayChallenge_processed")  # a name in its folder
+shutil.rmtree(folder)
+"""
+
+
+def commands(rows: int, args) -> list[dict]:
+    """Whole-command wall times on the `rows`-line file: each engine's `bluewhale ... stages=[process]`
+    and facebookresearch/dlrm's getCriteoAdData."""
+    from bluewhale.dataset.synthetic_criteo import SyntheticCriteo
+
+    path = SyntheticCriteo(rows=rows, seed=0, dir=str(args.dir)).path
+    out = []
+    dlrm = [args.dlrm_python, "-c", DLRM_SCRIPT, str(args.dlrm), str(path), str(args.dir)]
+    out.append(sampled(dlrm, {"engine": "dlrm getCriteoAdData", "rows": rows, "command": True}, rows, True))
+    print(f"  dlrm    {rows:>10,d} rows: {out[-1]}", file=sys.stderr, flush=True)
+    for engine in [e for e in args.engines if e != "script"]:
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+            command = [str(Path(sys.executable).parent / "bluewhale"), "dataset=criteo_kaggle"]
+            command += [f"dataset.path={path}", f"engine={engine}", "pipeline.stages=[process]"]
+            command += [f"paths.processed_dir={tmp}/processed", f"hydra.run.dir={tmp}/run"]
+            command += [f"tracking.uri=sqlite:///{tmp}/mlflow.db"]
+            if engine == "spark":
+                command.append(f"engine.master=local[{args.workers}]")
+            what = {"engine": f"bluewhale {engine}", "rows": rows, "command": True}
+            out.append(sampled(command, what, rows, True))
+        print(f"  {engine:7s} {rows:>10,d} rows (command): {out[-1]}", file=sys.stderr, flush=True)
+    reference = out[0].get("seconds")
+    for r in out[1:]:
+        if reference and "seconds" in r:
+            r["speedup_vs_dlrm"] = reference / r["seconds"]
+    return out
 
 
 def main() -> None:
@@ -124,18 +188,32 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=ROOT / "data" / "bench_criteo")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "recdp_criteo.json")
+    parser.add_argument(
+        "--days", type=int, default=0, help="write N planted day files: recdp=criteo_1tb_dlrm"
+    )
+    parser.add_argument("--dlrm", type=Path, help="a facebookresearch/dlrm checkout: time its preprocessing")
+    parser.add_argument("--dlrm-python", default="/work/ref/venv-dlrm/bin/python", help="python with numpy<2")
     parser.add_argument("--one", choices=ENGINES, help=argparse.SUPPRESS)  # a child run
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
+    if args.days and args.out == parser.get_default("out"):
+        args.out = args.out.with_name("recdp_criteo_1tb.json")
     if args.one:
-        print(json.dumps(one(args.one, args.sizes[0], args.dir, args.workers)))
+        print(json.dumps(one(args.one, args.sizes[0], args.dir, args.workers, args.days)))
         return
 
     results = []
+    if args.days:
+        args.engines = [e for e in args.engines if e != "script"]
     for rows in args.sizes:
         from bluewhale.dataset.synthetic_criteo import SyntheticCriteo
+        from bluewhale.dataset.synthetic_criteo_1tb import SyntheticCriteo1TB
 
-        SyntheticCriteo(rows=rows, seed=0, dir=str(args.dir)).prepare()  # written once, outside the timings
+        # written once, outside the timings
+        if args.days:
+            SyntheticCriteo1TB(rows=rows, seed=0, dir=str(args.dir), days=args.days).prepare()
+        else:
+            SyntheticCriteo(rows=rows, seed=0, dir=str(args.dir)).prepare()
         for engine in args.engines:
             results.append(measure(engine, rows, args))
             print(f"  {engine:7s} {rows:>10,d} rows: {results[-1]}", file=sys.stderr, flush=True)
@@ -150,6 +228,8 @@ def main() -> None:
             r["time_growth"] = r["seconds"] / base["seconds"]
             r["rows_growth"] = r["rows"] / smallest
 
+    if args.dlrm:
+        results += commands(min(args.sizes), args)
     header = f"{'engine':8s}{'rows':>12s}{'seconds':>10s}{'startup s':>11s}{'rows/s':>12s}{'peak GiB':>10s}{'vs script':>11s}{'time x':>8s}{'rows x':>8s}"
     print(header)
     for r in results:
@@ -160,10 +240,12 @@ def main() -> None:
             f"{r['engine']:8s}{r['rows']:>12,d}{r['seconds']:>10.1f}{r['startup_s']:>11.1f}{r['rows_per_s']:>12,.0f}"
             f"{r['peak_rss_gib']:>10.2f}{r.get('ratio_to_script', float('nan')):>11.2f}"
             f"{r.get('time_growth', float('nan')):>8.2f}{r.get('rows_growth', float('nan')):>8.1f}"
+            + (f"  {r['speedup_vs_dlrm']:.1f}x dlrm" if "speedup_vs_dlrm" in r else "")
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")
-    meta = {"cpus": os.cpu_count(), "workers": args.workers, "sizes": args.sizes}
+    meta = {"cpus": os.cpu_count(), "workers": args.workers, "sizes": args.sizes, "days": args.days}
+    meta["load_average"] = os.getloadavg()
     tmp.write_text(json.dumps({"machine": meta, "results": results}, indent=1))
     tmp.rename(args.out)
     print(f"wrote {args.out}")
