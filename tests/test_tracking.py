@@ -1,11 +1,20 @@
-"""`redact`: what keeps secrets out of MLflow. Every job logs its resolved config as params (flattened, dotted
-keys) and as config.yaml (the tree); a secret-looking key's value and a password inside a URL must not reach
-either, and every other value must arrive exactly as it was."""
+"""What MLflow holds for a run: through a real tiny sweep, the experiment's kind, run names, dataset inputs,
+learning curves, system metrics and the logged model; and `redact`, what keeps secrets out of MLflow.
+
+Every job logs its resolved config as params (flattened, dotted keys) and as config.yaml (the tree); a
+secret-looking key's value and a password inside a URL must not reach either, and every other value must
+arrive exactly as it was."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import mlflow
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
+import torch
 import yaml
 from omegaconf import OmegaConf
 
@@ -150,3 +159,88 @@ def test_a_job_run_logs_no_secret_to_mlflow(tmp_path, monkeypatch):
     assert params["advisor.token_env"] == "SIGOPT_API_TOKEN"
     assert params["model.embedding_dim"] == "16"
     assert yaml.safe_load(logged)["dataset"]["storage"] == {"credentials": "***", "region": "eu"}
+
+
+# --- what a user sees in MLflow: a real (tiny) sweep through the `bluewhale` command (`tiny_sweep`) ------
+
+
+@pytest.mark.slow
+def test_the_experiment_opens_on_its_training_runs_named_for_what_they_ran(tiny_sweep):
+    cwd, _, parent, children = tiny_sweep
+    mlflow.set_tracking_uri(f"sqlite:///{cwd}/mlflow.db")  # other tests may have moved it
+    experiment = mlflow.MlflowClient().get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # MLflow 3's UI reads it
+    names = [c.info.run_name for c in children]
+    assert names == [
+        f"dlrm·synthetic_criteo·pandas embedding_dim={d} rows=4000 epochs=2 valid_fraction=0.2 batch_size=128"
+        for d in (4, 8)
+    ]
+
+
+@pytest.mark.slow
+def test_the_processed_data_is_each_runs_dataset_input(tiny_sweep):
+    cwd, _, _, children = tiny_sweep
+    mlflow.set_tracking_uri(f"sqlite:///{cwd}/mlflow.db")  # other tests may have moved it
+    for child in children:
+        inputs = {d.dataset.name: d for d in child.inputs.dataset_inputs}
+        assert set(inputs) == {f"synthetic_criteo.{s}" for s in ("train", "valid", "test")}
+        processed = child.data.tags["bluewhale.processed_path"]
+        key = json.loads(Path(processed, "meta.json").read_text())["key"]
+        for split, context in (("train", "training"), ("valid", "validation"), ("test", "testing")):
+            dataset = inputs[f"synthetic_criteo.{split}"].dataset
+            assert dataset.digest == key[:10]  # the processing cache key: same data, same digest
+            assert [t.value for t in inputs[f"synthetic_criteo.{split}"].tags] == [context]
+            profile = json.loads(dataset.profile)
+            assert profile["num_rows"] == child.data.metrics[f"rows_{split}"]
+            assert profile["input_rows"] == 4000
+            columns = [c["name"] for c in json.loads(dataset.schema)["mlflow_colspec"]]
+            assert columns == [
+                f.name for f in pq.read_schema(f"{processed}/{split}.parquet") if f.name[:2] != "__"
+            ]
+            assert json.loads(dataset.source)["uri"].endswith("train.txt")  # the raw input it came from
+
+
+@pytest.mark.slow
+def test_training_logs_curves_with_steps_and_system_metrics(tiny_sweep):
+    cwd, _, _, children = tiny_sweep
+    mlflow.set_tracking_uri(f"sqlite:///{cwd}/mlflow.db")  # other tests may have moved it
+    client = mlflow.MlflowClient()
+    for child in children:
+        steps_per_epoch = -(-int(child.data.metrics["rows_train"]) // 128)
+        loss = client.get_metric_history(child.info.run_id, "step_train_loss")
+        assert [m.step for m in loss] == list(range(5, 2 * steps_per_epoch + 1, 5))
+        speed = client.get_metric_history(child.info.run_id, "throughput_samples_per_s")
+        assert len(speed) == len(loss) and all(m.value > 0 for m in speed)
+        valid = client.get_metric_history(child.info.run_id, "epoch_valid_auc")
+        assert [m.step for m in valid] == [1, 2]
+        cpu = client.get_metric_history(child.info.run_id, "system/cpu_utilization_percentage")
+        memory = client.get_metric_history(child.info.run_id, "system/system_memory_usage_megabytes")
+        assert len(cpu) >= 2 and memory and all(m.value > 0 for m in memory)
+
+
+@pytest.mark.slow
+def test_the_model_has_a_signature_an_example_and_scores_the_same_through_pyfunc(tiny_sweep):
+    cwd, result, _, children = tiny_sweep
+    mlflow.set_tracking_uri(f"sqlite:///{cwd}/mlflow.db")  # other tests may have moved it
+    assert (
+        "Pickle or CloudPickle" not in result.stderr
+        and "Failed to validate serving input" not in result.stderr
+    )
+    child = children[0]
+    info = mlflow.models.get_model_info(f"runs:/{child.info.run_id}/model")
+    inputs = {spec.name: spec for spec in info.signature.inputs.inputs}
+    assert set(inputs) == {"dense", "sparse"}
+    assert (inputs["dense"].shape, inputs["sparse"].shape) == ((-1, 13), (-1, 26))
+    assert str(inputs["sparse"].type) == "int64"
+    assert info.saved_input_example_info["type"] == "ndarray"
+
+    test = pq.read_table(f"{child.data.tags['bluewhale.processed_path']}/test.parquet").slice(0, 500)
+    batch = {
+        "dense": np.stack([test.column(f"I{i}").to_numpy() for i in range(1, 14)], 1).astype(np.float32),
+        "sparse": np.stack([test.column(f"C{i}").to_numpy() for i in range(1, 27)], 1).astype(np.int64),
+    }
+    served = mlflow.pyfunc.load_model(f"runs:/{child.info.run_id}/model").predict(batch)
+    module = mlflow.pytorch.load_model(f"runs:/{child.info.run_id}/model")
+    with torch.no_grad():
+        direct = torch.sigmoid(module.eval()({k: torch.from_numpy(v) for k, v in batch.items()})).numpy()
+    np.testing.assert_array_equal(served, direct)

@@ -55,7 +55,8 @@ class Selection:
 
     def label(self, run: RunData) -> str:
         """A run's short name on charts: its parameters that differ (`embedding_dim=8`), else its name."""
-        keys = self.differing()
+        differing = self.differing()
+        keys = [k for k in differing if all(k in r.params for r in self.runs)] or differing  # shared first
         if not keys:
             return run.name
         text = " ".join(f"{k.rsplit('.', 1)[-1]}={run.params.get(k, '–')}" for k in keys[:3])
