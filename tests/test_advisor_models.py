@@ -124,3 +124,15 @@ def test_a_model_selection_sweep_runs_each_trial_with_its_model_and_reports_the_
     assert parent.data.tags["bluewhale.advisor.best_model"] == best["assignments"]["model"]
     logged = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/advisor/recipe.yaml")
     assert yaml.safe_load(logged)["conditionals"]["model"]["values"] == ["dlrm", "logistic"]
+
+
+@pytest.mark.slow
+def test_dry_run_prints_the_model_selection_recipe_and_runs_nothing(tmp_path):
+    """From the sweeper's own process (no job's HydraConfig there), stdout only the recipe's YAML."""
+    result = run_bluewhale(
+        tmp_path, "-m", "advisor=sigopt", "advisor.models=auto", "advisor.dry_run=true", "dataset.rows=20000"
+    )
+    printed = yaml.safe_load(result.stdout)
+    expected, _ = recipe("advisor.models=auto")
+    assert printed == expected
+    assert not (tmp_path / "data").exists() and not (tmp_path / "multirun").exists()

@@ -174,12 +174,20 @@ def model_choices(config: DictConfig, requested: Any) -> tuple[dict[str, DictCon
     groups the RecDP pipeline will output, and their own config checks pass: the checks a run makes before
     any work); and name -> why, for the members `auto` left out. A listed model that does not fit is an error.
     """
+    from hydra.core.hydra_config import HydraConfig
+
     from bluewhale.dataset import build as build_dataset
+
+    # faiss (imported with the pipeline) logs its loading at INFO, which Hydra prints to stdout, where
+    # advisor.dry_run prints the recipe as YAML
+    logging.getLogger("faiss").setLevel(logging.WARNING)
     from bluewhale.pipeline import check_experiment
 
     auto = requested == "auto"
     if not auto and (isinstance(requested, str) or not requested):
         raise RecipeError(f"advisor.models: expected a list of models or auto, got {requested!r}")
+    if not HydraConfig.initialized():  # a sweeper's own process: paths resolve through `hydra:` as in a job
+        HydraConfig.instance().set_config(config)
     dataset = build_dataset(config.dataset)  # describes the data; reads or writes nothing yet
     fitting, left_out = {}, {}
     with _composer(config) as (options, compose):
