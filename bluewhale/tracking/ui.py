@@ -3,8 +3,8 @@
 MLflow 3.17's UI picks its view (GenAI or model training) from its own switch, kept per browser, and
 starts on GenAI; the experiment's `mlflow.experimentKind` tag (set by `use_tracking`) is not what
 it reads there. A link with `workflowType=machine_learning` opens the runs table directly, so
-`make ui` prints one per experiment: `python bluewhale/tracking/ui.py <tracking uri> <UI address>` (run
-as a file: it needs MLflow alone, not the package).
+`make ui` prints one per experiment: `python -P bluewhale/tracking/ui.py <tracking uri> <UI address>` (run
+as a file: it needs MLflow alone, not the package; -P keeps this folder off the import path).
 """
 
 from __future__ import annotations
