@@ -32,7 +32,8 @@ from bluewhale.train.signals import Stopped  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-# the tag MLflow 3's UI reads to open an experiment on its runs (model training), not its GenAI overview
+# the experiment's kind as MLflow 3 records it (model training, not GenAI); 3.17's UI reads its own view
+# switch first, so `make ui` also prints links that open the runs table (tracking/ui.py)
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 SWEEP_FILE = "mlflow_sweep.json"  # in the sweep folder: the parent run every job links to
 ROLE, SWEEP_ID = "bluewhale.role", "bluewhale.sweep_id"
