@@ -206,7 +206,7 @@ def spark_profile(df, roles: Roles, top: int = 10, bins: int = 30) -> dict:
             typed = int if n in integral else float if n in numbers else str
             ranked = sorted((r for r in tops if r["c"] == n), key=lambda r: r["r"])
             stats["distinct"] = int(sum(r["n"] for r in mine))
-            stats["top"] = [[_value(_typed(r["v"], typed)), int(r["count"])] for r in ranked]
+            stats["top"] = [[_value(_typed(r["v"], r["x"], typed)), int(r["count"])] for r in ranked]
             stats["curve"] = curve(expanded)
         if n in buckets:
             scale, start, width = buckets[n]
@@ -222,8 +222,9 @@ def spark_profile(df, roles: Roles, top: int = 10, bins: int = 30) -> dict:
     return {"rows": rows, "sampled": None, "columns": columns}
 
 
-def _typed(value: str, kind):
-    """A value Spark counted as a string, back in its column's type (booleans as Spark writes them)."""
+def _typed(value: str, number: float | None, kind):
+    """A value Spark counted as a string, back in its column's type: integers from their digits (exact
+    beyond 2**53), floats from their double (a float32's string has fewer digits), booleans by name."""
     if kind is int and value in ("true", "false"):
         return value == "true"
-    return kind(value)
+    return number if kind is float else kind(value)
