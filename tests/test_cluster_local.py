@@ -40,17 +40,26 @@ def alive_workers(ui_port: int) -> int:
         return json.load(r)["aliveworkers"]
 
 
-def daemons(home: Path) -> list[int]:
-    """Spark daemons of this cluster still running: Java processes started in its state folder."""
+def daemons(home: Path, kinds: tuple[str, ...] = ("java", "munged", "slurmctld", "slurmd")) -> list[int]:
+    """This cluster's daemons still running (Spark's Java, Slurm's): processes started in its state folder."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and (proc / "comm").read_text().strip() == "java":
+            if proc.name.isdigit() and (proc / "comm").read_text().strip() in kinds:
                 if os.readlink(proc / "cwd").startswith(str(home)):
                     found.append(int(proc.name))
         except OSError:  # gone meanwhile
             continue
     return found
+
+
+def slurm_nodes(conf: str) -> list[str]:
+    """`sinfo`'s idle nodes of the local cluster's Slurm."""
+    r = subprocess.run(
+        ["sinfo", "-h", "-N", "-t", "idle", "-o", "%N"], env={**os.environ, "SLURM_CONF": conf},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return sorted(r.stdout.split())
 
 
 def outputs(result: subprocess.CompletedProcess) -> dict:
@@ -68,12 +77,13 @@ def stopped(tmp_path):
 def test_apply_scales_up_and_down_runs_a_spark_job_and_destroy_stops_everything(tmp_path, stopped):
     ports = [f"cluster.master_port={free_port()}", f"cluster.master_webui_port={(ui := free_port())}"]
     plan = cluster("up", tmp_path, "cluster.nodes=1", *ports)  # no --yes: a plan, nothing applied
-    assert "Plan: 2 to add" in plan.stdout and "run again with --yes" in plan.stdout and not daemons(tmp_path)
+    assert "Plan: 3 to add" in plan.stdout and "run again with --yes" in plan.stdout and not daemons(tmp_path)
 
     up = outputs(cluster("up", tmp_path, "cluster.nodes=1", *ports, "--yes"))
     assert up["outputs"]["nodes"] == ["worker-1"] and alive_workers(ui) == 1
     assert not str(up["state"]).startswith(str(Path(__file__).resolve().parents[1]))  # state outside the repo
-    master = up["outputs"]["spark_master"]
+    master, conf = up["outputs"]["spark_master"], up["outputs"]["slurm_conf"]
+    assert len(slurm_nodes(conf)) == 1
 
     from pyspark.sql import SparkSession
 
@@ -93,9 +103,10 @@ def test_apply_scales_up_and_down_runs_a_spark_job_and_destroy_stops_everything(
 
     bigger = outputs(cluster("up", tmp_path, "cluster.nodes=2", *ports, "--yes"))
     assert bigger["outputs"]["nodes"] == ["worker-1", "worker-2"] and alive_workers(ui) == 2
+    assert len(slurm_nodes(conf)) == 2
     smaller = outputs(cluster("up", tmp_path, "cluster.nodes=1", *ports, "--yes"))
     assert smaller["outputs"]["nodes"] == ["worker-1"] and alive_workers(ui) == 1
-    assert len(daemons(tmp_path)) == 2  # master + one worker
+    assert len(daemons(tmp_path, ("java",))) == 2 and len(slurm_nodes(conf)) == 1  # master + one worker
 
     cluster("down", tmp_path, "cluster.nodes=1", *ports, "--yes")
     assert not daemons(tmp_path)

@@ -14,9 +14,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 
+from bluewhale.cluster.checks import ClusterConfigError
 from bluewhale.cluster.local_slurm import LocalSlurm
-from tests.conftest import run_bluewhale, runs
+from tests.conftest import compose_config, run_bluewhale, runs
 
 pytestmark = pytest.mark.slow
 
@@ -77,31 +80,39 @@ def test_a_two_trial_sweep_runs_one_slurm_job_a_trial(slurm, shared):
     assert all(r.data.tags.get("bluewhale.cache") == "hit" for r in children)  # the first test's data
 
 
+def test_a_cluster_the_jobs_cannot_use_fails_before_anything_is_submitted(slurm, tmp_path):
+    result = run_bluewhale(tmp_path, "cluster=slurm", *SMALL, "cluster.partition=gpu", check=False)
+    assert result.returncode != 0
+    assert "cluster.partition: unknown partition 'gpu'; expected one of ['debug']" in result.stderr, (
+        result.stderr
+    )
+    assert not list(tmp_path.glob("multirun/**/.submitit")) and not (tmp_path / "mlflow.db").exists()
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["cluster.partition=gpu"], "cluster.partition: unknown partition 'gpu'; expected one of ['debug']"),
         (
             ["cluster.tasks_per_node=4", "train.batch_size=2"],
             "4 ranks (cluster.nodes=1 x cluster.tasks_per_node=4)",
         ),
         (["cluster.nodes=0"], "cluster.nodes: expected a whole number of nodes >= 1, got 0"),
+        (["cluster.cpus_per_task=0"], "cluster.cpus_per_task: expected a whole number >= 1, got 0"),
     ],
 )
-def test_a_cluster_the_jobs_cannot_use_fails_before_anything_is_submitted(
-    slurm, tmp_path, overrides, message
-):
-    result = run_bluewhale(tmp_path, "cluster=slurm", *SMALL, *overrides, check=False)
-    assert result.returncode != 0
-    assert message in result.stderr, result.stderr
-    assert not list(tmp_path.glob("multirun/**/.submitit")) and not (tmp_path / "mlflow.db").exists()
+def test_the_launch_check_names_the_key_at_fault(overrides, message):
+    """The callback Hydra builds before the sweep starts (the command above shows it stops the launch)."""
+    cfg = compose_config("cluster=slurm", *overrides)
+    with pytest.raises(InstantiationException, match=re.escape(message)) as raised:
+        instantiate(cfg.hydra.callbacks.cluster_check)
+    assert isinstance(raised.value.__cause__, ClusterConfigError)
 
 
 def test_a_sigopt_sweep_runs_its_trials_as_slurm_jobs(slurm, shared):
     folder = shared / "multirun/sigopt"
     run_bluewhale(
         shared, "-m", "cluster=slurm", "advisor=sigopt", "advisor.budget=2", "advisor.seed=0", *SMALL,
-        f"hydra.sweep.dir={folder}",
+        "+advisor.parameters.batch_size=null", "+advisor.parameters.threads=null", f"hydra.sweep.dir={folder}",
     )  # fmt: skip
     observed = [json.loads(line) for line in (folder / "sigopt_observations.jsonl").read_text().splitlines()]
     assert len(observed) == 2 and not any(o["failed"] for o in observed), observed

@@ -8,11 +8,13 @@ Clients (sinfo, sbatch, submitit) find it through `SLURM_CONF`, which `env()` gi
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,6 +31,45 @@ def free_port() -> int:
 def missing_binaries() -> list[str]:
     """The Slurm/munge programs this machine lacks (`.ci/slurm-setup.sh` installs them)."""
     return [b for b in DAEMONS if shutil.which(b) is None and not Path("/usr/sbin", b).exists()]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.rename(path)
+
+
+def stop_detached(folder: str | Path, timeout_s: float = 30.0) -> None:
+    """Stop the daemons a detached `start` left running in `folder` (their pids are in daemons.pid)."""
+    pids_file = Path(folder).resolve() / "daemons.pid"
+    if not pids_file.exists():
+        return
+    pids = [int(p) for p in pids_file.read_text().split()]
+    for pid in reversed(pids):  # slurmds, slurmctld, then munged
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout_s
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in pids:
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+    pids_file.unlink()
+    digest = hashlib.sha1(str(Path(folder).resolve()).encode()).hexdigest()[:12]
+    shutil.rmtree(Path(tempfile.gettempdir()) / f"bw-munge-{digest}", ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by its parent) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _bin(name: str) -> str:
@@ -59,7 +100,9 @@ class LocalSlurm:
         self.cpus, self.mem_mb, self.partition = cpus, mem_mb, partition
         self.ready_timeout_s = ready_timeout_s
         self.conf = self.folder / "slurm.conf"
-        self.munge_socket = self.folder / "munge" / "munge.socket"
+        # A unix socket path must fit in 108 bytes: munged's lives in a short folder named for this one.
+        digest = hashlib.sha1(str(self.folder).encode()).hexdigest()[:12]
+        self.munge_socket = Path(tempfile.gettempdir()) / f"bw-munge-{digest}" / "munge.socket"
         self._procs: list[subprocess.Popen] = []
 
     def env(self) -> dict[str, str]:
@@ -111,6 +154,7 @@ class LocalSlurm:
         lines.append(f"PartitionName={self.partition} Nodes={nodes} Default=YES MaxTime=INFINITE State=UP")
         for d in ("state", "log", "munge", *(f"spool/{n}" for n in self.nodes)):
             (f / d).mkdir(parents=True, exist_ok=True)
+        self.munge_socket.parent.mkdir(mode=0o700, exist_ok=True)
         os.chmod(f / "munge", 0o700)
         self.conf.write_text("\n".join(lines) + "\n")
         return self.conf
@@ -142,6 +186,7 @@ class LocalSlurm:
         for name in self.nodes:
             self._spawn([_bin("slurmd"), "-D", "-N", name, "-f", str(self.conf)], f"slurmd.{name}.out")
         self._wait(self._all_idle, "every node idle in sinfo")
+        _write_atomic(self.folder / "daemons.pid", "".join(f"{p.pid}\n" for p in self._procs))
         return self
 
     def _all_idle(self) -> bool:
@@ -181,9 +226,34 @@ class LocalSlurm:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
         self._procs.clear()
+        shutil.rmtree(self.munge_socket.parent, ignore_errors=True)
 
     def __enter__(self) -> LocalSlurm:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m bluewhale.cluster.local_slurm start|stop FOLDER [--nodes N] [--cpus C]`: a detached local
+    Slurm (the local Terraform target's Slurm nodes); `start` returns once every node is idle."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--nodes", type=int, default=2)
+    parser.add_argument("--cpus", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--mem-mb", type=int, default=4096)
+    args = parser.parse_args(argv)
+    if args.action == "stop":
+        stop_detached(args.folder)
+    else:
+        stop_detached(args.folder)  # a restart (another node count) replaces the running one
+        cluster = LocalSlurm(args.folder, nodes=args.nodes, cpus=args.cpus, mem_mb=args.mem_mb).start()
+        print(f"local Slurm up: SLURM_CONF={cluster.conf} nodes={','.join(cluster.nodes)}")
+
+
+if __name__ == "__main__":
+    main()

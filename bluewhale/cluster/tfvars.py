@@ -5,6 +5,7 @@ the environment."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,15 @@ from bluewhale.cluster.checks import ClusterConfigError
 
 
 def local_values(state_dir: Path) -> dict[str, Any]:
-    """The local target's machine-specific values: pyspark's Spark home, a run folder in the state folder."""
+    """The local target's machine-specific values: pyspark's Spark home, a run folder in the state folder,
+    this Python (it starts the local Slurm)."""
     import pyspark
 
-    return {"spark_home": str(Path(pyspark.__file__).parent), "run_dir": str(Path(state_dir) / "run")}
+    return {
+        "spark_home": str(Path(pyspark.__file__).parent),
+        "run_dir": str(Path(state_dir) / "run"),
+        "python": sys.executable,
+    }
 
 
 MACHINE_VALUES = {"local": local_values}

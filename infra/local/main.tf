@@ -63,3 +63,26 @@ resource "null_resource" "worker" {
     environment = { SPARK_HOME = self.triggers.SPARK_HOME, BW_RUN_DIR = self.triggers.BW_RUN_DIR }
   }
 }
+
+# Slurm nodes on this machine: munged, slurmctld and one slurmd per node (bluewhale.cluster.local_slurm),
+# as many node entries as Spark workers. Another node count restarts it with the new entries (jobs
+# running then are lost: a local cluster's scaling is a restart).
+resource "null_resource" "slurm" {
+  count = var.slurm ? 1 : 0
+
+  triggers = {
+    python = var.python
+    folder = "${var.run_dir}/slurm"
+    nodes  = tostring(var.nodes)
+    cpus   = tostring(var.cores_per_node)
+  }
+
+  provisioner "local-exec" {
+    command = "'${self.triggers.python}' -m bluewhale.cluster.local_slurm start '${self.triggers.folder}' --nodes ${self.triggers.nodes} --cpus ${self.triggers.cpus}"
+  }
+
+  provisioner "local-exec" {
+    when    = destroy
+    command = "'${self.triggers.python}' -m bluewhale.cluster.local_slurm stop '${self.triggers.folder}'"
+  }
+}

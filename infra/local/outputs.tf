@@ -16,3 +16,8 @@ output "nodes" {
   description = "The worker nodes, by name."
   value       = [for w in null_resource.worker : "worker-${w.triggers.instance}"]
 }
+
+output "slurm_conf" {
+  description = "export SLURM_CONF=<this> to submit to the local Slurm (null without it)."
+  value       = var.slurm ? "${var.run_dir}/slurm/slurm.conf" : null
+}

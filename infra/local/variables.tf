@@ -50,3 +50,14 @@ variable "ready_timeout_s" {
   type        = number
   default     = 90
 }
+
+variable "slurm" {
+  description = "Also run Slurm nodes (one per worker) on this machine."
+  type        = bool
+  default     = true
+}
+
+variable "python" {
+  description = "The Python with bluewhale installed (starts and stops the local Slurm)."
+  type        = string
+}
