@@ -178,6 +178,51 @@ def run_variant(name: str, train: dict, test: dict, args: argparse.Namespace, de
     }
 
 
+def speed(variants: list[str], train: dict, rounds: int, steps: int, threads: int | None) -> dict[str, float]:
+    """Step time of each variant, interleaved (`steps` steps each, round-robin, `rounds` times) so that a
+    loaded machine's swings hit all alike; the variants share one embedding table (timing only)."""
+    models, opts, shared = {}, {}, None
+    for name in variants:
+        spec = VARIANTS[name]
+        torch.manual_seed(0)
+        small = [1] * len(KAGGLE_CARDINALITIES) if shared is not None else KAGGLE_CARDINALITIES
+        inputs = kaggle_inputs() | {"sparse": Input(tuple(SPARSE), "int", tuple(small))}
+        model = DLRM(
+            inputs,
+            **ARCH,
+            embedding_optimizer=spec["embedding_optimizer"],
+            fused_embedding_update=spec["fused"],
+        )
+        if shared is None:
+            shared = model.tables.embedding.weight
+        else:  # the real table sizes, one copy in memory
+            model.tables.embedding.weight = shared
+            model.tables.offsets.copy_(torch.tensor([0, *KAGGLE_CARDINALITIES[:-1]]).cumsum(0))
+        cpu.apply(cpu.choose(spec["precision"], threads), model)
+        models[name], opts[name] = model, optimizers(model, LR)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    n = len(train["label"])
+    for r in range(rounds + 1):  # round 0 warms up
+        for name in variants:
+            batch = VARIANTS[name]["batch"]
+            for k in range(steps):
+                at = ((r * steps + k) * batch) % (n - batch)
+                b = {key: train[key][at : at + batch] for key in ("dense", "sparse", "label")}
+                start = time.perf_counter()
+                for o in opts[name]:
+                    o.zero_grad(set_to_none=True)
+                bce(models[name](b), b["label"]).backward()
+                for o in opts[name]:
+                    o.step()
+                if r:
+                    times[name].append((time.perf_counter() - start) / batch)
+        print(
+            f"  round {r}: " + ", ".join(f"{v} {1 / np.median(t):.0f}/s" for v, t in times.items() if t),
+            flush=True,
+        )
+    return {name: float(1 / np.median(t)) for name, t in times.items()}
+
+
 def time_to(curve: list[dict], target: float) -> float | None:
     return next((p["train_s"] for p in curve if p["auc"] >= target), None)
 
@@ -193,6 +238,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["today", "rowwise", "fused", "fused_bf16"])
     parser.add_argument("--target", type=float, default=None, help="default: the best AUC all variants reach")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: the usable cores)")
+    parser.add_argument("--speed", type=int, default=0, help="rounds of interleaved step timing (0: none)")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "synthetic_criteo")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "time_to_auc.json")
     args = parser.parse_args()
@@ -204,6 +250,17 @@ def main() -> None:
         f"{len(train['label'])} train rows, {len(test['label'])} held-out rows, planted optimum AUC {optimum:.4f}"
     )
     variants = [v for v in args.variants if v != "gpu_best"]
+    if args.speed:
+        rates = speed(variants, train, args.speed, 3, args.threads)
+        print(f"\n{'variant':12s} {'samples/s':>10s} {'x today':>8s}   (interleaved, median step)")
+        for name, rate in rates.items():
+            print(f"{name:12s} {rate:10.0f} {rate / rates.get('today', rate):8.2f}")
+        out = args.out.with_name("time_to_auc_speed.json")
+        out.write_text(
+            json.dumps({"rounds": args.speed, "cores": cpu.usable_cores(), "samples_per_s": rates}, indent=2)
+        )
+        print(f"wrote {out}")
+        return
     runs = [run_variant(v, train, test, args, "cpu") for v in variants]
     if torch.cuda.is_available():
         runs.append(run_variant("gpu_best", train, test, args, "cuda"))
