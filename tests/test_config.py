@@ -70,6 +70,8 @@ def test_tracking_defaults_to_a_sqlite_file_in_the_launch_folder(monkeypatch):
 def test_stage_lists_are_checked():
     check_stages(["process"])
     check_stages(["process", "train", "evaluate"])
+    check_stages(["profile"])  # the raw input alone; after process also the processed splits
+    check_stages(["profile", "process", "profile", "train", "evaluate"])
     with pytest.raises(ValueError, match="unknown stage 'deploy'"):
         check_stages(["process", "deploy"])
     with pytest.raises(ValueError, match="stage 'evaluate' needs 'train' before it"):
@@ -86,6 +88,11 @@ def test_stage_lists_are_checked():
         ("evaluate.metrics=[auc,ndcg]", "evaluate.metrics: unknown metrics ['ndcg']"),
         ("evaluate.metrics=[map12]", "evaluate.group: the metrics ['map12'] rank rows within groups"),
         ("pipeline.stages=[train]", "stage 'train' needs 'process' before it"),
+        (
+            "dataset=movielens",
+            "recdp=criteo_dlrm is a pipeline made for CriteoDays and CriteoFile data, not for "
+            "MovieLens; the pipelines made for MovieLens: recdp=movielens_seq",
+        ),
         ("advisor=sigopt advisor.dry_run=true", "advisor.dry_run=true needs a sweep"),
     ],
 )
