@@ -3,11 +3,16 @@
 The objective is the Hartmann 3-D function (maximised as -f; optimum 3.86278 at (0.1146, 0.5556, 0.8525)),
 cheap and with a known optimum. Both arms go through the sweeper's own `LiteOptimizer` (ask / tell, as a
 sweep does); random search is SigOpt's `type: random` experiment, so only the search strategy differs.
-Reports, per arm: median observations to reach the threshold (a seed that never reaches it counts as
-budget + 1, shown as '>budget'), how many seeds reached it, the median best value, seconds per suggestion.
+Reports, per arm and per seed: observations to reach the threshold (a seed that never reaches it counts as
+budget + 1, shown as '>budget') and their median, the best value and its median, seconds per suggestion.
+A seed seeds both arms (SigOpt's random start is then the same points random search draws) and each
+trial's training seed, so the DLRM arms face the noise between repeats of one configuration.
 
-    .venv/bin/python benchmarks/advisor.py --seeds 5 --budget 30 --threshold 3.7
-    .venv/bin/python benchmarks/advisor.py --seeds 2 --dlrm   # and a small DLRM sweep through the pipeline
+    .venv/bin/python benchmarks/advisor.py --seeds 5 --budget 30 --threshold 3.7   # -> results/advisor.json
+    .venv/bin/python benchmarks/advisor.py --noise      # DLRM AUC noise against spread per size (minutes)
+    .venv/bin/python benchmarks/advisor.py --dlrm-only  # DLRM arms, 5 seeds, 50k rows -> advisor_dlrm.json
+    # split over two processes: --dlrm-first-seed 0 --dlrm-seeds 3 --out A/advisor.json, then
+    # --dlrm-first-seed 3 --dlrm-seeds 2 --out B/advisor.json, then --dlrm-merge A/advisor_dlrm.json B/...
 """
 
 from __future__ import annotations
