@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="planted Criteo rows (dataset.rows)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per world size")
     parser.add_argument("--batch-size", type=int, default=1024, help="global batch (train.batch_size)")
+    parser.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bluewhale-bench-distributed-"))
@@ -48,7 +49,7 @@ def main() -> None:
     ]
     run(compose_experiment([*common, "pipeline.stages=[process]"]))  # process once, outside the timings
     runs = []
-    for repeat in range(args.repeats):
+    for repeat in range(-args.warmup, args.repeats):  # negative: a warm-up round (first runs are slower)
         for name, ranks, threads in VARIANTS:
             start = time.perf_counter()
             threads_key = [f"cluster.threads={threads}"] if threads else []
@@ -65,6 +66,7 @@ def main() -> None:
                 }
             )
             print(json.dumps(runs[-1]), flush=True)
+    runs = [x for x in runs if x["repeat"] >= 0]
     names = [v[0] for v in VARIANTS]
     median = {
         n: statistics.median(x["train_samples_per_s"] for x in runs if x["variant"] == n) for n in names
@@ -72,6 +74,7 @@ def main() -> None:
     result = {
         "what": "DLRM on planted Criteo, one epoch, same global batch; job throughput (all ranks' samples/s)",
         "rows": args.rows,
+        "warmup_rounds_not_counted": args.warmup,
         "batch_size": args.batch_size,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "load_average_at_end": os.getloadavg(),
