@@ -8,15 +8,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
-import faiss
-import mlflow
-import numpy as np
-import pyarrow as pa
-from torch import nn
+# faiss logs each SIMD build it tries and cannot find (every run would print them): warnings only
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
-from bluewhale.model.inputs import Inputs
-from bluewhale.recall import evaluate, index, vectors
-from bluewhale.recall.api import Index
+import faiss  # noqa: E402
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+from torch import nn  # noqa: E402
+
+from bluewhale.model.inputs import Inputs  # noqa: E402
+from bluewhale.recall import evaluate, index, vectors  # noqa: E402
+from bluewhale.recall.api import Index  # noqa: E402
 
 __all__ = ["Index", "run"]
 log = logging.getLogger(__name__)
