@@ -90,6 +90,9 @@ def main() -> None:
     parser.add_argument("--cardinalities", default="kaggle")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument(
+        "--source", default=None, help="runs:/<id>/model in --folder's mlflow.db: skip training"
+    )
     parser.add_argument("--folder", default=None, help="work folder (data, mlflow.db); default: a temp one")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "compression.json"))
     args = parser.parse_args()
@@ -112,8 +115,13 @@ def main() -> None:
     import mlflow
 
     start = time.perf_counter()
-    trained = run(compose_experiment(common))
-    source = f"runs:/{mlflow.last_active_run().info.run_id}/model"
+    if args.source:
+        mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
+        source = args.source
+        trained = dict(mlflow.get_run(source.split("/")[1]).data.metrics)
+    else:
+        trained = run(compose_experiment(common))
+        source = f"runs:/{mlflow.last_active_run().info.run_id}/model"
     print(
         f"trained in {time.perf_counter() - start:.0f} s: test AUC {trained['test_auc']:.4f}; source {source}"
     )
