@@ -83,9 +83,8 @@ variable "suspend_after_s" {
 }
 
 variable "repo_url" {
-  description = "Where nodes clone bluewhale from."
+  description = "The git URL nodes clone bluewhale from (your repository or a mirror the nodes can reach)."
   type        = string
-  default     = "https://github.com/bluewhale-recsys/bluewhale.git"
 }
 
 variable "repo_ref" {

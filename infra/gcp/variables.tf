@@ -83,8 +83,8 @@ variable "suspend_after_s" {
 }
 
 variable "repo_url" {
-  type    = string
-  default = "https://github.com/bluewhale-recsys/bluewhale.git"
+  description = "The git URL nodes clone bluewhale from (your repository or a mirror the nodes can reach)."
+  type        = string
 }
 
 variable "repo_ref" {
