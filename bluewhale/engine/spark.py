@@ -89,18 +89,28 @@ class SparkEngine:
                 df = getattr(self, f"_{op.op}")(spark, df, op, sizes, sides)
                 # joins move their keys to the front: keep the order the pandas engine has
                 df = df.select(*columns, *[c for c in df.columns if c not in columns])
-            # the ops run once: their result is written to scratch, and each split is read from there
-            df.write.parquet(str(scratch / "processed.parquet"))
-            df = spark.read.parquet(str(scratch / "processed.parquet"))
-            columns = output_columns(df.columns)  # data columns, then __row, __sub and the planted keys
-            df = df.withColumns({ROW: F.col(ROW).cast("long"), SUB: F.col(SUB).cast("int")})
-            for split in pipeline.split.names:
-                part = df.filter(F.col(PART) == PARTS.index(split)).orderBy(ROW, SUB).select(*columns)
-                part.write.parquet(str(out / f"{split}.parquet"))
+            self._write(df, pipeline, out, scratch, ordered=_keeps_order(dataset, pipeline, bad_rows, sizes))
         finally:
             spark.catalog.clearCache()
             shutil.rmtree(scratch, ignore_errors=True)
         return EngineResult(input_rows, cardinalities(pipeline.ops, sizes), bad_rows)
+
+    def _write(self, df: DataFrame, pipeline: Pipeline, out: Path, scratch: Path, ordered: bool) -> None:
+        """Every split in one write (partitioned by split), in row order, moved to `out/<split>.parquet`.
+
+        `ordered`: the rows are in (row, sub-row) order within each input partition already, and the
+        partitions in order, so a sort within each partition suffices; otherwise a global sort."""
+        columns = output_columns(df.columns)  # data columns, then __row, __sub and the planted keys
+        df = df.withColumns({ROW: F.col(ROW).cast("long"), SUB: F.col(SUB).cast("int")})
+        df = df.select(*columns, PART)
+        df = df.sortWithinPartitions(PART, ROW, SUB) if ordered else df.orderBy(PART, ROW, SUB)
+        df.write.partitionBy(PART).parquet(str(scratch / "splits"))
+        for split in pipeline.split.names:
+            written = scratch / "splits" / f"{PART}={PARTS.index(split)}"
+            if written.is_dir():
+                written.rename(out / f"{split}.parquet")
+            else:  # no row in this split: an empty table with the columns
+                df.select(*columns).limit(0).write.parquet(str(out / f"{split}.parquet"))
 
     # Column ops: fitted on the train rows (PART == 0), applied to all rows.
     def _fill_na(self, spark, df: DataFrame, op: Op, sizes, sides) -> DataFrame:
@@ -201,20 +211,17 @@ class SparkEngine:
             vocabularies = counts.select("g", "v", F.row_number().over(order).cast("int").alias("id")).cache()
             size = dict(vocabularies.groupBy("g").count().collect())
             small = [(g, columns) for g, columns in groups if size.get(g, 0) <= _BROADCAST_ROWS]
-            if small:  # one row of maps value -> id, shipped to every executor: one join for all columns
-                maps = vocabularies.filter(F.col("g").isin([g for g, _ in small]))
-                maps = maps.groupBy("g").agg(
-                    F.map_from_entries(F.collect_list(F.struct("v", "id"))).alias("m")
-                )
-                row = maps.groupBy().pivot("g", [g for g, _ in small]).agg(F.first("m"))
-                row = row.select(*[F.col(f"`{g}`").alias(f"_m{g}") for g, _ in small])
-                df = df.crossJoin(F.broadcast(row))
-                lookups = {}
-                for g, columns in small:
-                    for c in columns:
-                        sizes[c] = size.get(g, 0) + 1  # id 0: rare, unseen or missing values
-                        lookups[c] = _lookup(df, c, F.col(f"_m{g}"))
-                df = df.withColumns(lookups).drop(*[f"_m{g}" for g, _ in small])
+            for g, columns in small:
+                vocabulary = vocabularies.filter(F.col("g") == g).drop("g")
+                lists = [c for c in columns if _is_list(df, c)]
+                if lists:  # list elements through a map (value -> id) shipped to every executor
+                    row = vocabulary.agg(F.map_from_entries(F.collect_list(F.struct("v", "id"))).alias("_m"))
+                    df = df.crossJoin(F.broadcast(row))
+                    df = df.withColumns({c: _lookup(df, c, F.col("_m")) for c in lists}).drop("_m")
+                for c in columns:
+                    sizes[c] = size.get(g, 0) + 1  # id 0: rare, unseen or missing values
+                    if c not in lists:  # a broadcast hash join: a hash lookup per row, rows keep their order
+                        df = _map_ids(df, c, vocabulary, list_column=False, broadcast=True)
             for g, columns in groups:
                 if size.get(g, 0) <= _BROADCAST_ROWS:
                     continue
@@ -391,6 +398,24 @@ class SparkEngine:
         return df.unionByName(negatives)
 
 
+# Ops that keep each input partition's rows in order (no shuffle of the rows; categorify's broadcast joins).
+_ORDER_KEEPING = {"fill_na", "clip", "log1p", "normalize", "bucketize", "hash_mod", "time_features"}
+
+
+def _keeps_order(dataset, pipeline: Pipeline, bad_rows: dict, sizes: dict) -> bool:
+    """Whether the rows reach the write in input order: a Criteo input without bad rows (their row
+    positions need no ranking) through ops that move no rows (categorify with broadcast vocabularies)."""
+    from bluewhale.dataset.criteo import CriteoFile
+    from bluewhale.dataset.criteo_1tb import CriteoDays
+
+    if not isinstance(dataset, CriteoFile | CriteoDays) or bad_rows["count"]:
+        return False
+    shipped = all(
+        sizes[c] <= _BROADCAST_ROWS + 1 for op in pipeline.ops if op.op == "categorify" for c in op.columns
+    )
+    return shipped and all(op.op in _ORDER_KEEPING | {"categorify"} for op in pipeline.ops)
+
+
 def _field(name: str):
     """A one-argument function for `F.transform`: the struct field `name` of each element."""
     return lambda x: x[name]
@@ -427,12 +452,17 @@ def _lookup(df: DataFrame, c: str, mapping: Column) -> Column:
     return F.coalesce(F.try_element_at(mapping, F.col(c)), F.lit(0)).cast("int")
 
 
-def _map_ids(df: DataFrame, c: str, vocabulary: DataFrame, list_column: bool) -> DataFrame:
-    """Replace column `c` by its ids in `vocabulary` (v, id) with a join (for vocabularies too big to ship)."""
+def _map_ids(
+    df: DataFrame, c: str, vocabulary: DataFrame, list_column: bool, broadcast: bool = False
+) -> DataFrame:
+    """Replace column `c` by its ids in `vocabulary` (v, id) with a join: a broadcast hash join (the rows
+    keep their order) or, for vocabularies too big to ship, a shuffle join."""
     vocab = vocabulary
     if not list_column:
-        joined = df.join(vocab, df[c] == vocabulary["v"], "left")
-        return joined.withColumn(c, F.coalesce("id", F.lit(0)).cast("int")).drop("v", "id")
+        vocab = vocabulary.select(F.col("v").alias("_v"), F.col("id").alias("_id"))
+        vocab = F.broadcast(vocab) if broadcast else vocab
+        joined = df.join(vocab, df[c] == vocab["_v"], "left")
+        return joined.withColumn(c, F.coalesce("_id", F.lit(0)).cast("int")).drop("_v", "_id")
     exploded = df.select(ROW, SUB, F.posexplode(c).alias("_p", "v"))
     ids = exploded.join(vocab, "v", "left").select(ROW, SUB, "_p", F.coalesce("id", F.lit(0)).alias("id"))
     lists = ids.groupBy(ROW, SUB).agg(F.sort_array(F.collect_list(F.struct("_p", "id"))).alias("_ids"))

@@ -31,7 +31,7 @@ def read_criteo(
     With `days` (one per file), rows carry an int16 `day` and examples name their day file, as the
     1TB reader does.
     """
-    lines = Lines(spark, files, _format(), scratch, "criteo")
+    lines = Lines(spark, files, _format(), scratch, "criteo", persist=True)
     report = lines.settle(check_mode(policy), named=days is not None)
     extra = []
     if days is not None:

@@ -85,7 +85,9 @@ def delimited(
     Empty fields are null; `types` casts the named columns (the rest stay strings); an all-empty line is
     bad, as Arrow reads it as a row of nulls.
     """
-    fields = F.split("value", r"\Q" + delimiter + r"\E", -1)
+    # a one-character delimiter that is no regex metacharacter takes Java's split fast path (no regex)
+    plain = len(delimiter) == 1 and delimiter not in r".$|()[{^?*+\\"
+    fields = F.split("value", delimiter if plain else r"\Q" + delimiter + r"\E", -1)
     value = {name: F.nullif(F.get(fields, i), F.lit("")) for i, name in enumerate(columns)}
     bad = (F.size(fields) != len(columns)) | F.coalesce(*value.values()).isNull()
     for name, check in checks.items():
@@ -99,7 +101,10 @@ class Lines:
 
     `files` are read in order as one stream of lines; with `header`, each file's first line must be it
     (a file whose header differs gives one bad row at line 1 and no rows, as the pandas reader does).
-    A `name` already parsed in this `scratch` folder is read back rather than parsed again. Files in
+    A `name` already parsed in this `scratch` folder is read back rather than parsed again; with
+    `persist` the parse is checkpointed by Spark instead (memory, spilling to disk), which keeps every input
+    partition's rows in order in the partition of the same id, so the rows can flow to the output
+    without a sort. Files in
     another `encoding` than UTF-8 (which alone Spark's text reader knows) are decoded whole by an
     executor, one file a partition: fine for the small files that use one (MovieLens item lists).
     """
@@ -113,6 +118,7 @@ class Lines:
         name: str,
         header: str | None = None,
         encoding: str = "utf-8",
+        persist: bool = False,
     ) -> None:
         self.files, self.fmt = [Path(f) for f in files], fmt
         self.problems: list[tuple[int, int, str]] = []  # (file index, line, reason)
@@ -132,10 +138,15 @@ class Lines:
         for i, n in parts.items():
             self.first[i], total = total, total + n
 
-        path = scratch / f"{name}.parquet"
-        if not (path / "_SUCCESS").exists():
-            self._parse(spark, texts, header is not None).write.mode("overwrite").parquet(str(path))
-        self.ingest = spark.read.parquet(str(path))
+        if persist:  # parsed once and checkpointed by Spark (memory, spilling to disk): the partitions keep
+            # their ids and order, nothing is written, and later plans start from the parsed columns (not
+            # the parse expressions, which Catalyst would otherwise inline into every op: minutes of planning)
+            self.ingest = self._parse(spark, texts, header is not None).localCheckpoint(eager=True)
+        else:
+            path = scratch / f"{name}.parquet"
+            if not (path / "_SUCCESS").exists():
+                self._parse(spark, texts, header is not None).write.mode("overwrite").parquet(str(path))
+            self.ingest = spark.read.parquet(str(path))
         self._count(total)
 
     def _parse(self, spark: SparkSession, texts: list[DataFrame], header: bool) -> DataFrame:
