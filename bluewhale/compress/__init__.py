@@ -109,6 +109,9 @@ def apply(model: nn.Module, cfg: Mapping, job: Job) -> tuple[nn.Module, dict[str
         elif name == "qr_embeddings":
             teacher = copy.deepcopy(model)
             embeddings.qr_tables(model, settings["collisions"], settings["min_rows"], key)
+            model.fused_embedding_update = (
+                False  # QR tables train by gradients; fused updates need plain ones
+            )
             if settings.get("finetune_epochs"):
                 job.fine_tune(
                     Distilled(model, teacher, settings.get("alpha", 0.5)), settings["finetune_epochs"], lr, []
