@@ -8,8 +8,8 @@ Data: the planted twin with Criteo Kaggle's 26 table sizes (33.8M embedding rows
 kaggle`), scaled rows; the model has those table sizes (dim 16, bottom 13-512-256-64-16, top 512-256-1).
 Rows are cut as the reference cuts Kaggle's 7 days: the first 6/7 train, the first half of the rest is
 the fixed held-out set. Each variant trains in the same order and is scored on the held-out set every
-`--eval-every` samples; time counts optimisation only. The target is the best AUC every variant reached
-(or `--target`); time to target is the training time at the first evaluation at or above it. Prints a
+`--eval-every` samples; time counts optimisation only. The target is the best AUC `today` reached, less
+0.005 (or `--target`); time to target is the training time at the first evaluation at or above it. Prints a
 table (time to target, samples/s, ratio to `today`, CPU/GPU ratio where a GPU ran); writes JSON.
 
 Variants (CPU): today (Adam + SparseAdam, fp32: the trainer before issue 12), rowwise (row-wise Adagrad on
@@ -138,7 +138,7 @@ def run_variant(name: str, train: dict, test: dict, args: argparse.Namespace, de
     opts = optimizers(model, LR * scale)
     n = len(train["label"])
     steps = args.epochs * (n // batch)
-    warmup = 0 if batch == 2048 else 50
+    warmup = 0 if batch == 2048 else min(50, steps // 10)
     schedulers = [
         torch.optim.lr_scheduler.LambdaLR(o, lambda s: lr_factor(s, steps, warmup, "constant")) for o in opts
     ]
@@ -236,7 +236,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--eval-every", type=int, default=65_536)
     parser.add_argument("--variants", nargs="+", default=["today", "rowwise", "fused", "fused_bf16"])
-    parser.add_argument("--target", type=float, default=None, help="default: the best AUC all variants reach")
+    parser.add_argument("--target", type=float, default=None, help="default: today's best AUC less 0.005")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: the usable cores)")
     parser.add_argument("--speed", type=int, default=0, help="rounds of interleaved step timing (0: none)")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "synthetic_criteo")
@@ -264,8 +264,8 @@ def main() -> None:
     runs = [run_variant(v, train, test, args, "cpu") for v in variants]
     if torch.cuda.is_available():
         runs.append(run_variant("gpu_best", train, test, args, "cuda"))
-    target = args.target or min(max(p["auc"] for p in r["curve"]) for r in runs)
     base = next((r for r in runs if r["variant"] == "today"), runs[0])
+    target = args.target or max(p["auc"] for p in base["curve"]) - 0.005  # today's best, less a hair
     gpu = next((r for r in runs if r["device"] == "cuda"), None)
     print(f"\ntarget AUC {target:.4f} (planted optimum {optimum:.4f})")
     print(
