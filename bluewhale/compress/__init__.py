@@ -83,9 +83,18 @@ def train_callbacks(cfg: Mapping) -> list[Callback]:
     ]
 
 
+def unfuse(model: nn.Module) -> nn.Module:
+    """Detach the optimiser a table may still hold from training (a fused row update in its lookup): a
+    compressed table is no plain nn.Embedding, and a later fine-tuning makes its own optimisers."""
+    for module in model.modules():
+        if hasattr(module, "fuse_update"):
+            module.fuse_update(None)
+    return model
+
+
 def apply(model: nn.Module, cfg: Mapping, job: Job) -> tuple[nn.Module, dict[str, Any]]:
     """A compressed copy of `model` (the original is left as it is) and what each technique did."""
-    model = copy.deepcopy(model)
+    model = unfuse(copy.deepcopy(model))
     done: dict[str, Any] = {}
     for name in techniques(cfg):
         settings, key = dict(cfg[name] or {}), f"compression.{name}"
@@ -129,6 +138,7 @@ def apply(model: nn.Module, cfg: Mapping, job: Job) -> tuple[nn.Module, dict[str
             else:
                 model = quantize.static_int8(model, job.calibration, settings["calibration_batches"], key)
             done[name] = {"mode": mode}
+        unfuse(model)
         log.info("compression: %s done %s", name, done[name])
     return model.eval(), done
 
