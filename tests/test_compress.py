@@ -225,3 +225,29 @@ def test_techniques_in_order_and_refused_combinations():
         techniques({"int8_embeddings": {}, "fp16_embeddings": {}})
     with pytest.raises(ValueError, match="compression.shrink: unknown technique"):
         techniques({"shrink": {}})
+
+
+def test_tables_trained_with_a_fused_row_update_still_compress_and_fine_tune():
+    from bluewhale.compress import apply
+
+    torch.manual_seed(0)
+    model = DLRM(
+        dlrm_inputs(), embedding_dim=8, embedding_optimizer="rowwise_adagrad", fused_embedding_update=True
+    )
+    batches = dlrm_batches(3)
+    fit(model, batches, 1, 0.01, progress=False)
+
+    class Job:
+        lr, calibration, sample = 0.01, batches, batches[0]
+
+        @staticmethod
+        def fine_tune(m, epochs, lr, callbacks):
+            return fit(m, batches, epochs, lr, progress=False, callbacks=callbacks)
+
+    settings = {
+        "qr_embeddings": {"collisions": 4, "min_rows": 100, "finetune_epochs": 1},
+        "int8_embeddings": {},
+    }
+    small, done = apply(model, settings, Job)
+    assert isinstance(small.tables.embedding.quotient, embeddings.QuantizedEmbedding)
+    assert small(batches[0]).shape == (B,) and model(batches[0]).shape == (B,)  # the original still runs
