@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -93,7 +94,8 @@ def reference(args: argparse.Namespace, raw: Path, processed: Path, batches: int
     else:
         command += ["--print-freq=1000000", "--mlperf-logging", "--test-freq=1000000"]
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=args.ref, capture_output=True, text=True, check=False)
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
+    done = subprocess.run(command, cwd=args.ref, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise RuntimeError(
             f"the reference failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
@@ -124,6 +126,7 @@ def main() -> None:
     parser.add_argument(
         "--ours", nargs="+", default=["fused_bf16" if cpu.native_bf16() else "fused", "today"]
     )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for both (default: torch's)")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "synthetic_criteo")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "dlrm_reference.json")
     args = parser.parse_args()
@@ -132,7 +135,7 @@ def main() -> None:
 
     data = planted_kaggle(args.rows, 0, args.data_dir)
     train, test = split(data)
-    ours_args = argparse.Namespace(epochs=1, eval_every=10**12, threads=None)
+    ours_args = argparse.Namespace(epochs=1, eval_every=10**12, threads=args.threads)
     results = {}
     with tempfile.TemporaryDirectory(prefix="dlrm_reference_") as tmp:
         raw, processed = write_reference_data(data, Path(tmp))

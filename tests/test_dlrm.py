@@ -76,3 +76,16 @@ def test_bf16_dense_layers_only_where_the_cpu_has_them_and_logits_stay_fp32():
     torch.testing.assert_close(half, full, atol=0.02, rtol=0.02)  # bf16 keeps 8 bits of mantissa
     half.sum().backward()  # trains: gradients reach the fp32 weights
     assert model.top[0].weight.grad.dtype == torch.float32
+
+
+def test_auto_threads_take_the_cores_other_processes_leave():
+    from bluewhale.train import cpu
+
+    assert cpu.free_cores(cores=2, load=0.1) == 2
+    assert cpu.free_cores(cores=2, load=6.0) == 1  # oversubscribed: one thread, never none
+    assert cpu.free_cores(cores=16, load=3.7) == 12
+    assert cpu.choose("fp32", "auto").threads >= 1
+    with pytest.raises(
+        ValueError, match=r"train.threads: expected a positive number of threads, auto or null"
+    ):
+        cpu.choose("fp32", 0)
