@@ -9,7 +9,7 @@ TORCH  := torch==2.13.0
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-sigopt-lite.txt pyproject.toml
+$(STAMP): requirements.txt requirements-sigopt-lite.txt pyproject.toml setup.py
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH)          # first and alone: the CPU build (a range pulls CUDA)
 	$(BIN)/pip install --quiet -r requirements.txt
@@ -35,6 +35,7 @@ run: setup
 	$(BIN)/bluewhale $(ARGS)
 
 test: setup
+	@command -v slurmctld >/dev/null || bash .ci/slurm-setup.sh  # Slurm for tests/test_slurm.py
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: setup
@@ -43,7 +44,8 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-ui: setup
+ui: setup  # the links it prints open each experiment on its training runs (MLflow 3 starts on GenAI)
+	@$(BIN)/python -P bluewhale/tracking/ui.py sqlite:///$(CURDIR)/mlflow.db http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 clean:

@@ -116,7 +116,7 @@ def peak_rss(pid: int, stop: threading.Event, peak: list[float]) -> None:
 
 
 def measure(engine: str, rows: int, args) -> dict:
-    # -P: not this folder first on the path (benchmarks/distributed.py would hide dask's `distributed`)
+    # -P: not this folder first on the path (a script named like a package would hide it)
     command = [sys.executable, "-P", __file__, "--one", engine, "--sizes", str(rows), "--dir", str(args.dir)]
     command += ["--workers", str(args.workers), "--days", str(args.days)]
     return sampled(command, {"engine": engine, "rows": rows}, rows)

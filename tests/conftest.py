@@ -47,3 +47,21 @@ def runs(cwd: Path):
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+TINY_SWEEP = ["dataset.rows=4000", "train.epochs=2", "recdp.split.valid_fraction=0.2", "train.batch_size=128"]
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory):
+    """Two DLRM runs (embedding_dim 4 and 8) as one sweep: curves every 5 steps, system metrics every second,
+    the model logged; the sweep ends with its report. Read by tests/test_tracking.py and test_report.py."""
+    cwd = tmp_path_factory.mktemp("tiny_sweep")
+    args = ["-m", "model.embedding_dim=4,8", *TINY_SWEEP]
+    result = run_bluewhale(cwd, *args, "tracking.log_every_n_steps=5", "tracking.system_metrics_interval_s=1")
+    every = runs(cwd)
+    parent = next(r for r in every if r.data.tags.get("bluewhale.role") == "sweep")
+    children = sorted(
+        (r for r in every if r is not parent), key=lambda r: r.data.params["model.embedding_dim"]
+    )
+    return cwd, result, parent, children

@@ -18,6 +18,7 @@ GROUPS = [
     "model",
     "advisor",
     "compression",
+    "recall",
     "cluster",
     "experiment",
 ]
@@ -29,6 +30,7 @@ DEFAULTS = {
     "model": "dlrm",
     "advisor": "none",
     "compression": "none",
+    "recall": "none",
     "cluster": "local",
 }
 

@@ -3,7 +3,7 @@ launch: `cluster.ranks_per_node=2`), on the same data, the same global batch and
 
 Runs alternate (1, 2, 1, 2, ...) so a change in the machine's load hits both alike; the table gives each
 run's job throughput (samples of every rank per second of training), the median per world size, and
-their ratio. Writes benchmarks/results/distributed.json.
+their ratio. Writes benchmarks/results/ranks.json.
 
     .venv/bin/python benchmarks/distributed.py --rows 100000 --repeats 2
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 from bluewhale.app import compose_experiment
 from bluewhale.pipeline import run
 
-RESULTS = Path(__file__).parent / "results" / "distributed.json"
+RESULTS = Path(__file__).parent / "results" / "ranks.json"
 # name, ranks, PyTorch threads a rank (None: the cores shared evenly among the ranks)
 VARIANTS = [("1 rank", 1, None), ("2 ranks", 2, None), ("1 rank, 1 thread", 1, 1)]
 
