@@ -377,7 +377,14 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if cfg.cluster.threads:
         torch.set_num_threads(cfg.cluster.threads)
     ranks_per_node = cfg.cluster.get("ranks_per_node", 1)
-    distributed.check_batch(cfg.train.batch_size, distributed.discover(ranks_per_node).world_size)
+    world = distributed.discover(ranks_per_node).world_size
+    distributed.check_batch(cfg.train.batch_size, world)
+    one_process = sorted({"compress", "recall"} & set(cfg.pipeline.stages))
+    if world > 1 and one_process:  # neither gathers nor exchanges anything between ranks
+        raise ValueError(
+            f"pipeline.stages: {one_process} run in one process, not on {world} ranks: train on the ranks, "
+            "then run them with cluster.ranks_per_node=1 and compression.source / recall.source=runs:/<run id>/model"
+        )
     spawn = OmegaConf.to_container(cfg, resolve=True) if ranks_per_node > 1 else None  # local ranks' config
     timeout = cfg.train.get("collective_timeout_s", 300)
     with distributed.ranks(ranks_per_node, timeout, spawn, cfg.cluster.threads), signals.stop_signals():

@@ -112,6 +112,17 @@ def test_the_global_batch_must_split_evenly_over_the_ranks(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
+def test_compression_and_recall_on_several_ranks_are_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match=r"\['compress'\] run in one process, not on 2 ranks"):
+        experiment(
+            tmp_path,
+            "cluster.ranks_per_node=2",
+            "pipeline.stages=[process,train,compress]",
+            "compression=int8",
+        )
+    assert not (tmp_path / "data").exists()
+
+
 @pytest.mark.slow
 def test_two_ranks_reach_the_metrics_of_one_at_the_same_global_batch(tmp_path, data):
     """Same seed, same global batch (128 rows; 64 a rank). Not bit-equal: each rank shuffles its own half of
