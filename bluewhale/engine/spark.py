@@ -92,6 +92,10 @@ class SparkEngine:
             self._write(df, pipeline, out, scratch, ordered=_keeps_order(dataset, pipeline, bad_rows, sizes))
         finally:
             spark.catalog.clearCache()
+            # the parse's local checkpoint is an RDD persisted outside the cache manager: free it too, or a
+            # long-lived session (tests, notebooks) fills the driver's heap run after run
+            for rdd in spark.sparkContext._jsc.getPersistentRDDs().values():
+                rdd.unpersist()
             shutil.rmtree(scratch, ignore_errors=True)
         return EngineResult(input_rows, cardinalities(pipeline.ops, sizes), bad_rows)
 
