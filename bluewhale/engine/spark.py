@@ -380,15 +380,19 @@ class SparkEngine:
         positions = vocabulary.select("_item", "_pos")
         positives = df.filter(F.col(label) == 1).crossJoin(spark.range(ratio).withColumnRenamed("id", "_k"))
         positives = positives.join(positions, positives[item] == positions["_item"], "left").drop("_item")
-        index = F.col(ROW) * ratio + F.col("_k")
+        # the random draw of `negative_draw`, one column a step (see `_with_mix`)
+        positives = positives.withColumn("_index", F.col(ROW) * ratio + F.col("_k"))
         seed = int(mix32(np.array([op.args["seed"]]))[0])
-        x = _mix(
-            _mix(index.bitwiseAND(F.lit(MASK32)).bitwiseXOR(F.lit(seed))).bitwiseXOR(F.shiftright(index, 32))
+        positives = _with_mix(
+            positives, "_x", F.col("_index").bitwiseAND(F.lit(MASK32)).bitwiseXOR(F.lit(seed))
         )
+        positives = _with_mix(positives, "_x", F.col("_x").bitwiseXOR(F.shiftright("_index", 32)))
         known = F.col("_pos").isNotNull()
-        pick = F.when(known, F.pmod(x, F.lit(n - 1))).otherwise(F.pmod(x, F.lit(n)))
-        pick = pick + F.when(known & (pick >= F.col("_pos")), 1).otherwise(0)
-        negatives = positives.withColumn("_pick", pick).drop("_pos")
+        positives = positives.withColumn(
+            "_pick", F.when(known, F.pmod("_x", F.lit(n - 1))).otherwise(F.pmod("_x", F.lit(n)))
+        )
+        pick = F.col("_pick") + F.when(known & (F.col("_pick") >= F.col("_pos")), 1).otherwise(0)
+        negatives = positives.withColumn("_pick", pick).drop("_pos", "_index", "_x")
         negatives = negatives.join(vocabulary, negatives["_pick"] == vocabulary["_pos"], "left")
         label_type = df.schema[label].dataType
         negatives = negatives.withColumns(
@@ -441,12 +445,15 @@ def _flatten(conf, prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def _mix(x: Column) -> Column:
-    """Spark's form of `bluewhale.engine.mix32` (64-bit integers, no overflow: x < 2**32, _MIX < 2**27)."""
-    x = x.bitwiseAND(F.lit(MASK32))
-    x = (F.shiftright(x, 16).bitwiseXOR(x) * F.lit(_MIX)).bitwiseAND(F.lit(MASK32))
-    x = (F.shiftright(x, 16).bitwiseXOR(x) * F.lit(_MIX)).bitwiseAND(F.lit(MASK32))
-    return F.shiftright(x, 16).bitwiseXOR(x)
+def _with_mix(df: DataFrame, name: str, x: Column) -> DataFrame:
+    """`df` with column `name` = `bluewhale.engine.mix32(x)` (64-bit integers, no overflow: x < 2**32, _MIX <
+    2**27). One column a step: as one expression, each step's two uses of x double the tree, and Spark's
+    planner ran out of heap canonicalising the nested hash of `negative_sample`."""
+    df = df.withColumn(name, x.bitwiseAND(F.lit(MASK32)))
+    for _ in range(2):
+        x = F.col(name)
+        df = df.withColumn(name, (F.shiftright(x, 16).bitwiseXOR(x) * F.lit(_MIX)).bitwiseAND(F.lit(MASK32)))
+    return df.withColumn(name, F.shiftright(F.col(name), 16).bitwiseXOR(F.col(name)))
 
 
 def _lookup(df: DataFrame, c: str, mapping: Column) -> Column:

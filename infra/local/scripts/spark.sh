@@ -38,6 +38,21 @@ wait_for() {  # wait_for CLASS INSTANCE PATTERN: until the daemon's log shows PA
   done
 }
 
+stop() {  # stop CLASS INSTANCE: spark-daemon.sh only sends SIGTERM; return once the JVM is gone
+  local pid deadline=$((SECONDS + ${BW_STOP_TIMEOUT:-30}))
+  pid=$(cat "$SPARK_PID_DIR/spark-bluewhale-$1-$2.pid" 2>/dev/null) || return 0
+  "$daemon" stop "$1" "$2"
+  # a zombie (exited, not yet reaped) counts as gone
+  while kill -0 "$pid" 2>/dev/null && [ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]; do
+    if ((SECONDS > deadline)); then
+      echo "spark.sh: ${1##*.} $2 (pid $pid) still running ${BW_STOP_TIMEOUT:-30}s after SIGTERM: killing it" >&2
+      kill -9 "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.2
+  done
+}
+
 case "$action" in
   start-master)
     rm -f "$(log_of $master 1)"
@@ -50,7 +65,7 @@ case "$action" in
       --memory "$BW_MEMORY" --work-dir "$SPARK_WORKER_DIR/$instance" "spark://$BW_BIND_HOST:$BW_MASTER_PORT"
     wait_for $worker "$instance" "Successfully registered with master"
     ;;
-  stop-master) "$daemon" stop $master 1 ;;
-  stop-worker) "$daemon" stop $worker "$instance" ;;
+  stop-master) stop $master 1 ;;
+  stop-worker) stop $worker "$instance" ;;
   *) echo "spark.sh: unknown action $action" >&2; exit 2 ;;
 esac
