@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bluewhale.atomic import write_json_atomically
 from hydra_plugins.hydra_sigopt_sweeper._experiment import normalise, overrides, sigopt_body
 from hydra_plugins.hydra_sigopt_sweeper._optimizer import LiteOptimizer
 
@@ -384,10 +385,7 @@ def machine() -> dict:
 
 
 def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+    write_json_atomically(path, data)
 
 
 if __name__ == "__main__":

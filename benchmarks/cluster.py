@@ -22,6 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bluewhale.atomic import write_json_atomically
 from bluewhale.cluster.local_slurm import LocalSlurm, free_port
 
 BIN = Path(sys.executable).parent
@@ -107,10 +108,7 @@ def main() -> None:
         "local_cluster": {"nodes": args.nodes, **local},
         "sweep_2_trials": {"rows": args.rows, **sweep},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = RESULTS.with_suffix(".tmp")
-    tmp_path.write_text(json.dumps(result, indent=2) + "\n")
-    tmp_path.rename(RESULTS)
+    write_json_atomically(RESULTS, result)
     print(f"{'local cluster (Terraform)':<34}seconds")
     for k, v in local.items():
         print(f"  {k:<32}{v:7.1f}")

@@ -15,13 +15,14 @@ int8 MLP >= 1.5x the fp32 throughput.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from bluewhale.atomic import write_json_atomically
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -183,8 +184,7 @@ def main() -> None:
         "variants": results,
         "top_mlp_throughput": mlp,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1, default=float))
+    write_json_atomically(args.out, out)
     print(f"wrote {args.out}")
 
 

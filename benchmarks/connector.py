@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from bluewhale.atomic import write_json_atomically
+
 ROOT = Path(__file__).resolve().parent.parent
 DENSE = tuple(f"I{i}" for i in range(1, 14))
 SPARSE = tuple(f"C{i}" for i in range(1, 27))
@@ -173,10 +175,7 @@ def main() -> None:
         f"hit_over_miss < 0.05 ({results['hit_over_miss']:.4f})"
     )
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".tmp")
-    tmp_out.write_text(json.dumps(results, indent=1))
-    tmp_out.rename(out)
+    write_json_atomically(out, results)
     print(f"wrote {out}")
 
 

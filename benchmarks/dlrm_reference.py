@@ -24,7 +24,6 @@ has them) and today's trainer (`today`: Adam + SparseAdam) for the record. Write
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -40,6 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from time_to_auc import VARIANTS, planted_kaggle, run_variant, split  # noqa: E402
 
+from bluewhale.atomic import write_json_atomically  # noqa: E402
 from bluewhale.dataset.synthetic_criteo import KAGGLE_CARDINALITIES  # noqa: E402
 from bluewhale.train import cpu  # noqa: E402
 
@@ -173,10 +173,7 @@ def main() -> None:
         "native_bf16": cpu.native_bf16(),
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".tmp")
-    tmp_out.write_text(json.dumps(result, indent=2))
-    tmp_out.replace(args.out)
+    write_json_atomically(args.out, result)
     print(f"wrote {args.out}")
 
 

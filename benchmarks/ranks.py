@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from bluewhale.app import compose_experiment
+from bluewhale.atomic import write_json_atomically
 from bluewhale.pipeline import run
 
 RESULTS = Path(__file__).parent / "results" / "ranks.json"
@@ -83,8 +84,7 @@ def main() -> None:
         "ratio_2_ranks_over_1_rank": median["2 ranks"] / median["1 rank"],
         "ratio_2_ranks_over_1_rank_1_thread": median["2 ranks"] / median["1 rank, 1 thread"],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    write_json_atomically(args.out, result)
     print("| variant | runs (samples/s) | median |\n|---|---|---|")
     for n in names:
         values = ", ".join(f"{x['train_samples_per_s']:.0f}" for x in runs if x["variant"] == n)

@@ -21,6 +21,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from bluewhale.atomic import write_json_atomically
 from bluewhale.recall import evaluate, index
 
 K = 10
@@ -103,8 +104,7 @@ def main() -> None:
         "load_average": os.getloadavg(),
         "indexes": rows,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
+    write_json_atomically(args.out, out)
     print(f"wrote {args.out}")
 
 

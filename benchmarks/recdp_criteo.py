@@ -31,6 +31,8 @@ import threading
 import time
 from pathlib import Path
 
+from bluewhale.atomic import write_json_atomically
+
 ROOT = Path(__file__).resolve().parent.parent
 ENGINES = ("script", "pandas", "spark", "modin")
 
@@ -243,12 +245,9 @@ def main() -> None:
             f"{r.get('time_growth', float('nan')):>8.2f}{r.get('rows_growth', float('nan')):>8.1f}"
             + (f"  {r['speedup_vs_dlrm']:.1f}x dlrm" if "speedup_vs_dlrm" in r else "")
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
     meta = {"cpus": os.cpu_count(), "workers": args.workers, "sizes": args.sizes, "days": args.days}
     meta["load_average"] = os.getloadavg()
-    tmp.write_text(json.dumps({"machine": meta, "results": results}, indent=1))
-    tmp.rename(args.out)
+    write_json_atomically(args.out, {"machine": meta, "results": results})
     print(f"wrote {args.out}")
 
 

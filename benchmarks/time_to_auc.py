@@ -36,6 +36,7 @@ from sklearn.metrics import roc_auc_score
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bluewhale.atomic import write_json_atomically  # noqa: E402
 from bluewhale.dataset.criteo import DENSE, SPARSE  # noqa: E402
 from bluewhale.dataset.synthetic_criteo import KAGGLE_CARDINALITIES, SyntheticCriteo  # noqa: E402
 from bluewhale.model.dlrm import DLRM  # noqa: E402
@@ -301,10 +302,7 @@ def main() -> None:
         "target_auc": target,
         "runs": runs,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(args.out)
+    write_json_atomically(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -1,7 +1,8 @@
-"""Write a folder completely or not at all: build it under a temporary name, then rename it into place."""
+"""Write a folder or a file completely or not at all: build it under a temporary name, then rename it into place."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -31,3 +32,12 @@ def publish_atomically(target: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json_atomically(path: str | Path, data: dict) -> None:
+    """Write `data` as indented JSON to `path` through a temporary file renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=float) + "\n")
+    tmp.replace(path)

@@ -341,6 +341,18 @@ def check_models(cfg: DictConfig, stages: list[str]) -> None:
         raise ValueError("recall: the recall stage needs an index: recall=flat, ivf_flat, ivf_pq or hnsw")
 
 
+def check_ranks(cfg: DictConfig, stages: list[str]) -> None:
+    """The batch splits evenly over the ranks, and no one-process stage is asked to run on several."""
+    world = distributed.discover(cfg.cluster.get("ranks_per_node", 1)).world_size
+    distributed.check_batch(cfg.train.batch_size, world)
+    one_process = sorted({"compress", "recall"} & set(stages))
+    if world > 1 and one_process:  # neither gathers nor exchanges anything between ranks
+        raise ValueError(
+            f"pipeline.stages: {one_process} run in one process, not on {world} ranks: train on the ranks, "
+            "then run them with cluster.ranks_per_node=1 and compression.source / recall.source=runs:/<run id>/model"
+        )
+
+
 def check_experiment(cfg: DictConfig, dataset: Any) -> None:
     """Fail before any work on what the config gets wrong: stages, metrics, and what the model reads
     against the column groups the pipeline will output."""
@@ -348,6 +360,7 @@ def check_experiment(cfg: DictConfig, dataset: Any) -> None:
     check_stages(stages)
     check_pipeline(dataset, cfg.recdp.get("name"))  # a pipeline made for another data set
     check_models(cfg, stages)
+    check_ranks(cfg, stages)
     if not {"train", "compress", "recall"} & set(stages):
         return
     names = list(cfg.evaluate.metrics)
@@ -377,14 +390,6 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if cfg.cluster.threads:
         torch.set_num_threads(cfg.cluster.threads)
     ranks_per_node = cfg.cluster.get("ranks_per_node", 1)
-    world = distributed.discover(ranks_per_node).world_size
-    distributed.check_batch(cfg.train.batch_size, world)
-    one_process = sorted({"compress", "recall"} & set(cfg.pipeline.stages))
-    if world > 1 and one_process:  # neither gathers nor exchanges anything between ranks
-        raise ValueError(
-            f"pipeline.stages: {one_process} run in one process, not on {world} ranks: train on the ranks, "
-            "then run them with cluster.ranks_per_node=1 and compression.source / recall.source=runs:/<run id>/model"
-        )
     spawn = OmegaConf.to_container(cfg, resolve=True) if ranks_per_node > 1 else None  # local ranks' config
     timeout = cfg.train.get("collective_timeout_s", 300)
     with distributed.ranks(ranks_per_node, timeout, spawn, cfg.cluster.threads), signals.stop_signals():

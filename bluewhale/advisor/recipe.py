@@ -170,7 +170,8 @@ def _composer(config: DictConfig) -> Iterator[tuple[list[str], Callable[[list[st
 
 def model_choices(config: DictConfig, requested: Any) -> tuple[dict[str, DictConfig], dict[str, str]]:
     """The models to choose among (`advisor.models`: a list of `model` group members, or `auto` for all of
-    them): name -> the sweep's config composed with it, for those that fit the data set (their inputs are
+    them, one member per model class, the first by name): name -> the sweep's config composed with it, for
+    those that fit the data set (their inputs are
     groups the RecDP pipeline will output, and their own config checks pass: the checks a run makes before
     any work); and name -> why, for the members `auto` left out. A listed model that does not fit is an error.
     """
@@ -195,8 +196,14 @@ def model_choices(config: DictConfig, requested: Any) -> tuple[dict[str, DictCon
         unknown = sorted(set(names) - set(options))
         if unknown:
             raise RecipeError(f"advisor.models: no model {unknown}; the models: {sorted(options)}")
+        classes: dict[str, str] = {}  # model class -> the member auto took for it
         for name in dict.fromkeys(names):
             candidate = compose([f"model={name}"])
+            target = candidate.model.get("_target_")
+            if auto and target in classes:  # a variant of a model (e.g. dlrm_fused: its optimiser) is a
+                left_out[name] = f"the same model as {classes[target]}"  # setting, not another model
+                continue
+            classes.setdefault(target, name)
             try:
                 with open_dict(candidate):
                     job = copy.deepcopy(candidate)
