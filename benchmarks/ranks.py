@@ -5,7 +5,7 @@ Runs alternate (1, 2, 1, 2, ...) so a change in the machine's load hits both ali
 run's job throughput (samples of every rank per second of training), the median per world size, and
 their ratio. Writes benchmarks/results/ranks.json.
 
-    .venv/bin/python benchmarks/distributed.py --rows 100000 --repeats 2
+    .venv/bin/python -P benchmarks/ranks.py --rows 100000 --repeats 2
 """
 
 from __future__ import annotations
