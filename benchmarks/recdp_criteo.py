@@ -171,7 +171,8 @@ def commands(rows: int, args) -> list[dict]:
             command += [f"paths.processed_dir={tmp}/processed", f"hydra.run.dir={tmp}/run"]
             command += [f"tracking.uri=sqlite:///{tmp}/mlflow.db"]
             if engine == "spark":
-                command.append(f"engine.master=local[{args.workers}]")
+                # quoted: unquoted, Hydra's override grammar reads the brackets as a list
+                command.append(f"engine.master='local[{args.workers}]'")
             what = {"engine": f"bluewhale {engine}", "rows": rows, "command": True}
             out.append(sampled(command, what, rows, True))
         print(f"  {engine:7s} {rows:>10,d} rows (command): {out[-1]}", file=sys.stderr, flush=True)
