@@ -23,7 +23,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from bluewhale import compress as compression
 from bluewhale import profile as profiling
-from bluewhale import recall as vector_recall
 from bluewhale import recdp, tracking
 from bluewhale.connector import Connector, Loader
 from bluewhale.dataset import build as build_dataset
@@ -284,6 +283,8 @@ def compress(ctx: Context) -> None:
 def recall(ctx: Context) -> None:
     """A faiss index over the model's item vectors (`recall` group), measured against exact search and on
     the held-out interactions, logged as the `recall_index` artifact."""
+    from bluewhale import recall as vector_recall  # faiss: loaded only by the stage that uses it
+
     cfg = ctx.cfg
     if cfg.recall.source:
         ctx.inputs = resolve_inputs(cfg.model.inputs, ctx.processed.meta, ctx.processed.schema())

@@ -178,10 +178,6 @@ def model_choices(config: DictConfig, requested: Any) -> tuple[dict[str, DictCon
     from hydra.core.hydra_config import HydraConfig
 
     from bluewhale.dataset import build as build_dataset
-
-    # faiss (imported with the pipeline) logs its loading at INFO, which Hydra prints to stdout, where
-    # advisor.dry_run prints the recipe as YAML
-    logging.getLogger("faiss").setLevel(logging.WARNING)
     from bluewhale.pipeline import check_experiment
 
     auto = requested == "auto"
