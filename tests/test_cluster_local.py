@@ -91,6 +91,9 @@ def test_apply_scales_up_and_down_runs_a_spark_job_and_destroy_stops_everything(
         SparkSession.builder.master(master)
         .appName("bluewhale-local-cluster-test")
         .config("spark.executor.memory", "512m")
+        # this may be the test process's first Spark session: its driver heap is every later session's
+        # (spark.driver.memory applies only when the JVM starts), and the engine tests need the engine's 4g
+        .config("spark.driver.memory", "4g")
         .config("spark.driver.host", "127.0.0.1")
         .getOrCreate()
     )
