@@ -44,7 +44,7 @@ class DLRM(nn.Module):
         n_vectors = len(inputs["sparse"]) + self.has_dense
         rows, cols = torch.tril_indices(n_vectors, n_vectors, offset=-1)
         # the pairs' places in a flattened [n, n] product: one index_select picks them (its backward an
-        # index_add), 1.14x the step of 2-d advanced indexing at Kaggle sizes (benchmarks/dlrm_reference.py)
+        # index_add), 1.14x the step of 2-d advanced indexing at Kaggle sizes (recipes/dlrm_criteo/README.md)
         self.register_buffer("pairs", rows * n_vectors + cols, persistent=False)
         width = embedding_dim * self.has_dense + len(rows)
         self.top = mlp([width, *top_mlp, self.tasks], last_activation=False)
