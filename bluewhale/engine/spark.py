@@ -37,10 +37,6 @@ from bluewhale.recdp.ops import TIME_UNITS, Op, Pipeline
 log = logging.getLogger(__name__)
 _MIX = 0x45D9F3B
 _BROADCAST_ROWS = 2_000_000  # vocabularies up to this size are shipped to every executor
-# Whole-stage code generation puts a pipeline's ops in one Java method; the JIT leaves a method over 8000
-# bytecodes to the interpreter unless told otherwise, and Criteo's 26 joins in one stage make one such.
-# Measured 2x faster for that stage at 1M rows (see the README's Spark section).
-_JIT_HUGE_METHODS = "-XX:-DontCompileHugeMethods"
 _VOCABULARY_ROWS_PER_PARTITION = 1_000_000  # each join's broadcast reads the vocabularies in this many tasks
 
 
@@ -74,11 +70,7 @@ class SparkEngine:
             .config("spark.sql.shuffle.partitions", "16")
             .config("spark.ui.showConsoleProgress", "false")
         )
-        conf = dict(self.conf)
-        for side in ("driver", "executor"):  # after the user's own JVM options
-            key = f"spark.{side}.extraJavaOptions"
-            conf[key] = f"{conf.get(key, '')} {_JIT_HUGE_METHODS}".strip()
-        for key, value in conf.items():
+        for key, value in self.conf.items():
             builder = builder.config(key, str(value))
         spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel(self.log_level)
