@@ -223,6 +223,22 @@ def test_broken_twitter_parts_give_the_same_error_and_skips(spark, tmp_path):
     assert bad["examples"][3] == (1, "part-00001: expected 24 \\x01-separated fields, got 3")
 
 
+@pytest.mark.parametrize("delimiter", ["\t", "::", "|"])
+def test_a_line_is_bad_when_its_field_count_is_wrong_or_all_its_fields_are_empty(spark, delimiter):
+    """The shape checks on the whole line flag exactly the lines whose split has another number of fields,
+    or whose fields are all empty (a run of ':' is split leftmost first, as Java's split does)."""
+    from bluewhale.engine.spark_readers.lines import delimited
+
+    d = delimiter
+    lines = ["", d, d * 2, f"a{d}b{d}c", f"a{d}{d}", f"{d}{d}c", f"a{d}b", f"a{d}b{d}c{d}", f"a{d}b{d}c{d}d"]
+    lines += ["a:::b::c", "a::::b", "abc"]
+    session = spark.session()  # column expressions need a running session
+    fmt = delimited(["x", "y", "z"], {}, delimiter, {}, reason=str)
+    flags = session.createDataFrame([(line,) for line in lines], "value string").select(fmt.bad).collect()
+    expected = [len(line.split(d)) != 3 or not any(line.split(d)) for line in lines]
+    assert [row[0] for row in flags] == expected
+
+
 def test_a_line_longer_than_a_spark_split_keeps_the_numbering(spark, tmp_path):
     line = twitter_samples.line
     lines = [line(engaging_user_follower_count=str(n)) for n in range(300)]
