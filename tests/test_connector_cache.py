@@ -1,9 +1,11 @@
 """The connector's converter and cache: keyed by content, reused, built once by racing processes, never
 left half-written, capped with least-recently-used eviction, listed and cleared from the command line."""
 
+import fcntl
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -91,22 +93,39 @@ def build():
                      "C3": pa.compute.subtract(ids, pa.compute.multiply(pa.compute.divide(ids, 7), 7))})
 
 data = convert(build, Cache(root / "cache"), fingerprint="same-input", rows_per_group=1000)
-print(data.url, data.cache_hit, data.rows)
+(root / f"done-{me}").touch()
+deadline = time.monotonic() + 30  # hold the entry, as a rank's loader does, until the other has its own
+while len(list(root.glob("done-*"))) < 2 and time.monotonic() < deadline:
+    time.sleep(0.01)
+print(data.url, data.cache_hit, data.rows, len(list(root.glob("done-*"))))
 """
 
 
 def test_two_processes_racing_build_one_complete_entry(tmp_path):
+    """As two ranks of a job do: both miss, one builds, and each holds the entry while the other gets it
+    (a builder that goes on reading must not lock out the process that waited for its build)."""
+    probe = convert(lambda: planted(np.arange(10)), Cache(tmp_path / "probe"), fingerprint="same-input",
+                    rows_per_group=1000)  # fmt: skip
+    lock = tmp_path / "cache" / ".locks" / f"{Path(probe.url).name}.lock"  # the racers' key (root-free)
+    lock.parent.mkdir(parents=True)
+    reader = open(lock, "w")  # noqa: SIM115
+    fcntl.flock(reader, fcntl.LOCK_SH)  # a reader peeking at the missing entry: both racers find it missing
     racers = [
         subprocess.Popen(
             [sys.executable, "-c", RACER, str(tmp_path), str(i)], cwd=ROOT, stdout=subprocess.PIPE, text=True
         )
         for i in range(2)
     ]
+    while len(list(tmp_path.glob("ready-*"))) < 2:
+        time.sleep(0.01)
+    time.sleep(1.0)  # both check and miss while the reader peeks
+    reader.close()
     outputs = [r.communicate(timeout=120)[0].split() for r in racers]
     assert [r.returncode for r in racers] == [0, 0]
     assert len((tmp_path / "builds.txt").read_text().split()) == 1  # converted once
-    (url_a, hit_a, rows_a), (url_b, hit_b, rows_b) = outputs
+    (url_a, hit_a, rows_a, done_a), (url_b, hit_b, rows_b, done_b) = outputs
     assert url_a == url_b and sorted([hit_a, hit_b]) == ["False", "True"] and rows_a == rows_b == "5000"
+    assert done_a == done_b == "2"  # each got the entry while the other held it
     cache = Cache(tmp_path / "cache")
     [entry] = cache.entries()
     assert ids_of(Connector(str(cache.root)).loader(url_a, FEATURES, 1000, train=False)) == list(range(5000))

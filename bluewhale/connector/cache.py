@@ -1,10 +1,11 @@
 """A folder of converted data sets shared by runs, sweep jobs and ranks: one entry a content key, built
 once under a file lock and published by atomic rename, capped in size with least-recently-used eviction.
 
-Layout: `<root>/<key>/` (an entry: parquet parts and `_bluewhale.json`, its manifest) and
-`<root>/.locks/<key>.lock`. A process using an entry holds a shared lock on it, so eviction and `clear`
-never delete data under a running reader; a builder holds the exclusive lock. Locks are `flock`s, so the
-root must be a local or POSIX-locking file system (NFS on Linux works); readers can use any fsspec URL.
+Layout: `<root>/<key>/` (an entry: parquet parts and `_bluewhale.json`, its manifest),
+`<root>/.locks/<key>.lock` and `<root>/.locks/<key>.build`. A process using an entry holds a shared lock
+on `.lock`, so eviction and `clear` never delete data under a running reader; a builder holds `.build`.
+Locks are `flock`s, so the root must be a local or POSIX-locking file system (NFS on Linux works);
+readers can use any fsspec URL.
 
 Command line: `python -m bluewhale.connector.cache [--root DIR] list|clear`.
 """
@@ -106,34 +107,44 @@ class Cache:
     def get_or_build(self, key: str, build: Callable[[Path], dict]) -> Entry:
         """The entry `key`, built by `build(folder) -> manifest` if no process has built it yet.
 
-        Concurrent callers with the same key wait for the one builder and then share its entry.
+        Concurrent callers with the same key wait for the one builder and then share its entry. Waiting
+        builders queue on the key's build lock, not on the readers' lock: a builder goes on to read its
+        entry (a rank's loader holds it all run), and must not lock out the process that waited for it.
         """
         lock = self._lock(key)
-        lock.acquire(exclusive=False)
-        manifest = self._complete(key)
-        if manifest is None:
-            lock.unlock()  # drop the shared lock first: two waiting upgraders would deadlock
-            lock.acquire(exclusive=True)  # waits for a builder holding it, then re-checks
-            manifest = self._complete(key)
-            hit = manifest is not None
-            if not hit:
-                start = time.perf_counter()
-                with publish_atomically(self.root / key) as tmp:
-                    manifest = build(tmp) | {"key": key, "created": time.time()}
-                    manifest["bytes"] = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
-                    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-                log.info("connector cache: built %s in %.1f s", self.root / key, time.perf_counter() - start)
+        built = False
+        while True:
             lock.acquire(exclusive=False)
-        else:
-            hit = True
+            manifest = self._complete(key)
+            if manifest is not None:
+                break
+            lock.unlock()  # while it is built elsewhere, a missing entry's readers hold nothing
+            built = self._build(key, build) or built
         try:
             os.utime(self.root / key / MANIFEST)  # the last-used time that eviction orders by
         except PermissionError:  # a read-only cache is still readable
             pass
-        entry = Entry(self.root / key, manifest, hit=hit, lock=lock)
-        if not hit:
+        entry = Entry(self.root / key, manifest, hit=not built, lock=lock)
+        if built:
             self.evict(keep=key)
         return entry
+
+    def _build(self, key: str, build: Callable[[Path], dict]) -> bool:
+        """Build and publish entry `key` unless another builder did while this one waited its turn."""
+        guard = _Lock(self.root / ".locks" / f"{key}.build")
+        guard.acquire(exclusive=True)
+        try:
+            if self._complete(key) is not None:
+                return False
+            start = time.perf_counter()
+            with publish_atomically(self.root / key) as tmp:
+                manifest = build(tmp) | {"key": key, "created": time.time()}
+                manifest["bytes"] = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+                (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+            log.info("connector cache: built %s in %.1f s", self.root / key, time.perf_counter() - start)
+            return True
+        finally:
+            guard.release()
 
     def entries(self) -> list[EntryInfo]:
         """Complete entries, least recently used first."""
@@ -205,7 +216,8 @@ class Cache:
             for leftover in self.root.glob(".trash-*"):
                 shutil.rmtree(leftover, ignore_errors=True)
             for leftover in self.root.glob(".*.tmp-*"):  # a crashed build's folder (publish_atomically)
-                lock = self._lock(leftover.name[1:].split(".tmp-")[0])
+                key = leftover.name[1:].split(".tmp-")[0]
+                lock = _Lock(self.root / ".locks" / f"{key}.build")
                 if lock.acquire(exclusive=True, block=False):  # no builder is writing it now
                     shutil.rmtree(leftover, ignore_errors=True)
                 lock.release()
