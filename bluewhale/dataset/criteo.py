@@ -28,10 +28,12 @@ _CHECKS = {
     LABEL: Check(r"^[01]$", "0 or 1"),
     **{c: Check(INTEGER, "an integer", required=False) for c in DENSE},
 }
+WHAT = "tab-separated fields"
+STRINGS = pa.large_string()  # the pandas engines' frames take large strings without a copy (delimited.py)
 
 
 def read_criteo_tsv(path: str | Path, bad_rows: str = "error") -> tuple[pa.Table, BadRows]:
-    """Read one Criteo TSV file into an Arrow table: int8 label, int64 dense (null = empty), string sparse.
+    """Read one Criteo TSV file into an Arrow table: int8 label, int64 dense (null = empty), large_string sparse.
 
     `bad_rows="error"` stops at the first malformed line with `file:line: reason`;
     `bad_rows="skip"` drops malformed lines and returns how many (and which) were dropped.
@@ -43,7 +45,7 @@ def read_criteo_tsv(path: str | Path, bad_rows: str = "error") -> tuple[pa.Table
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such Criteo file")
 
-    table, problems = read_delimited(path, COLUMNS, _CHECKS, "\t", what="tab-separated fields")
+    table, problems = read_delimited(path, COLUMNS, _CHECKS, "\t", what=WHAT, strings=STRINGS)
     return _typed(table), report_problems(path, len(problems), sorted(problems)[:EXAMPLES], bad_rows)
 
 
@@ -105,7 +107,7 @@ class CriteoFile(Dataset):
         """The typed rows of a byte range, its problems (lines numbered from the range's first line) and
         its number of lines: `report_problems` turns the problems of all ranges into the file's report."""
         table, problems, lines = read_delimited_range(
-            self.path, byte_range, COLUMNS, _CHECKS, "\t", what="tab-separated fields"
+            self.path, byte_range, COLUMNS, _CHECKS, "\t", what=WHAT, strings=STRINGS
         )
         return _typed(table), problems, lines
 

@@ -15,7 +15,17 @@ import pyarrow as pa
 
 from bluewhale.dataset.badrows import EXAMPLES, BadRowError, BadRows, check_mode
 from bluewhale.dataset.base import Dataset
-from bluewhale.dataset.criteo import _CHECKS, COLUMNS, DENSE, LABEL, SPARSE, _typed, read_criteo_tsv
+from bluewhale.dataset.criteo import (
+    _CHECKS,
+    COLUMNS,
+    DENSE,
+    LABEL,
+    SPARSE,
+    STRINGS,
+    WHAT,
+    _typed,
+    read_criteo_tsv,
+)
 from bluewhale.dataset.delimited import line_ranges, read_delimited, read_delimited_range
 from bluewhale.dataset.files import fingerprint_files, require_path
 
@@ -101,12 +111,13 @@ class CriteoDays(Dataset):
         """A piece's typed rows with their `day`, its problems (lines from its first line) and its lines."""
         index, byte_range = piece
         path = self.files()[index]
-        what = "tab-separated fields"
         if byte_range is None:
-            table, problems = read_delimited(path, COLUMNS, _CHECKS, "\t", what=what)
+            table, problems = read_delimited(path, COLUMNS, _CHECKS, "\t", what=WHAT, strings=STRINGS)
             lines = 0  # the whole file: nothing comes after it in this file
         else:
-            table, problems, lines = read_delimited_range(path, byte_range, COLUMNS, _CHECKS, "\t", what=what)
+            table, problems, lines = read_delimited_range(
+                path, byte_range, COLUMNS, _CHECKS, "\t", what=WHAT, strings=STRINGS
+            )
         match = DAY_FILE.match(path.name)
         day = int(match.group(1)) if match else index
         table = _typed(table)
