@@ -49,10 +49,18 @@ def slurm_logs(folder: Path) -> list[str]:
     return [p.read_text() for p in sorted(folder.glob("multirun/*/*/.submitit/*/*_log.out"))]
 
 
+def submit(shared: Path, *overrides: str) -> None:
+    """`bluewhale <overrides>` from the shared folder; a failure shows every task's log, where a rank that
+    hung or died says why (the command's own output names only the rank that gave up)."""
+    result = run_bluewhale(shared, *overrides, check=False)
+    if result.returncode != 0:
+        logs = sorted(shared.glob("multirun/**/.submitit/*/*_log.*"))
+        tails = "\n".join(f"--- {p.relative_to(shared)}\n{p.read_text()[-3000:]}" for p in logs)
+        raise AssertionError(f"bluewhale {' '.join(overrides)} failed:\n{result.stderr[-3000:]}\n{tails}")
+
+
 def test_a_two_task_training_job_trains_on_two_ranks_as_one_slurm_job(slurm, shared):
-    run_bluewhale(
-        shared, "cluster=slurm", "cluster.tasks_per_node=2", *SMALL, "hydra.sweep.dir=multirun/job/train"
-    )
+    submit(shared, "cluster=slurm", "cluster.tasks_per_node=2", *SMALL, "hydra.sweep.dir=multirun/job/train")
     logs = slurm_logs(shared)
     ranks = sorted(re.findall(r"JobEnvironment\(job_id=(\d+), .*global_rank=(\d)\(2\)\)", "\n".join(logs)))
     assert len(ranks) == 2 and ranks[0][0] == ranks[1][0] and {r for _, r in ranks} == {"0", "1"}, logs
@@ -65,9 +73,7 @@ def test_a_two_task_training_job_trains_on_two_ranks_as_one_slurm_job(slurm, sha
 
 def test_a_two_trial_sweep_runs_one_slurm_job_a_trial(slurm, shared):
     before = {r.info.run_id for r in runs(shared)}
-    run_bluewhale(
-        shared, "-m", "cluster=slurm", *SMALL, "model.embedding_dim=4,8", "hydra.sweep.dir=multirun/s/w"
-    )
+    submit(shared, "-m", "cluster=slurm", *SMALL, "model.embedding_dim=4,8", "hydra.sweep.dir=multirun/s/w")
     new = [r for r in runs(shared) if r.info.run_id not in before]
     parent = [r for r in new if r.data.tags.get("bluewhale.role") == "sweep"]
     children = [r for r in new if r.data.tags.get("bluewhale.role") != "sweep"]
@@ -110,7 +116,7 @@ def test_the_launch_check_names_the_key_at_fault(overrides, message):
 
 def test_a_sigopt_sweep_runs_its_trials_as_slurm_jobs(slurm, shared):
     folder = shared / "multirun/sigopt"
-    run_bluewhale(
+    submit(
         shared, "-m", "cluster=slurm", "advisor=sigopt", "advisor.budget=2", "advisor.seed=0", *SMALL,
         "+advisor.parameters.batch_size=null", "+advisor.parameters.threads=null", f"hydra.sweep.dir={folder}",
     )  # fmt: skip
