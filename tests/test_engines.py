@@ -423,3 +423,14 @@ def test_modin_on_ray_gives_the_same_table_as_pandas(tmp_path):
         (folder,) = (tmp_path / f"processed-{engine}").iterdir()
         tables[engine] = {s: pd.read_parquet(folder / f"{s}.parquet") for s in ("train", "test")}
     assert_same_tables(tables["pandas"], tables["modin"])
+
+
+def test_a_driver_memory_the_running_jvm_cannot_take_is_named_in_a_warning(spark, caplog):
+    spark.session()  # this process's JVM, started with the engine's 4g
+    with caplog.at_level("WARNING", logger="bluewhale.engine.spark"):
+        spark.session()
+        assert "does not apply" not in caplog.text
+        SparkEngine(master="local[2]", conf=SPARK_CONF, driver_memory="64g").session()
+    assert "engine.driver_memory=64g does not apply" in caplog.text
+    with pytest.raises(ValueError, match="engine.driver_memory='lots': expected a JVM memory size"):
+        SparkEngine(master="local[2]", driver_memory="lots")

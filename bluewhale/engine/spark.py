@@ -55,6 +55,7 @@ class SparkEngine:
     ) -> None:
         self.master, self.app_name, self.driver_memory = master, app_name, driver_memory
         self.conf, self.log_level = _flatten(conf or {}), log_level
+        self.driver_bytes = memory_bytes(self.conf.get("spark.driver.memory", driver_memory))
 
     def session(self) -> SparkSession:
         """The Spark session for `master` (an active session on another master is stopped first)."""
@@ -74,6 +75,14 @@ class SparkEngine:
             builder = builder.config(key, str(value))
         spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel(self.log_level)
+        heap = spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory()
+        if heap < 0.8 * self.driver_bytes:  # the JVM reports a little less than -Xmx
+            log.warning(
+                "engine.driver_memory=%s does not apply: this process's Spark driver JVM was started with "
+                "a %.1f GiB heap, which a running JVM keeps; start a fresh Python process to change it",
+                self.driver_memory,
+                heap / 2**30,
+            )
         return spark
 
     def run(self, dataset, pipeline: Pipeline, out: Path) -> EngineResult:
@@ -430,6 +439,18 @@ def _keeps_order(dataset, pipeline: Pipeline, bad_rows: dict, sizes: dict) -> bo
         sizes[c] <= _BROADCAST_ROWS + 1 for op in pipeline.ops if op.op == "categorify" for c in op.columns
     )
     return shipped and all(op.op in _ORDER_KEEPING | {"categorify"} for op in pipeline.ops)
+
+
+def memory_bytes(size: str) -> int:
+    """A JVM memory size (`512m`, `4g`, `1t`; a bare number is bytes) in bytes."""
+    units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+    text = str(size).strip().lower().removesuffix("b")
+    try:
+        return int(float(text[:-1]) * units[text[-1]]) if text[-1:] in units else int(text)
+    except ValueError:
+        raise ValueError(
+            f"engine.driver_memory={size!r}: expected a JVM memory size such as 4g or 512m"
+        ) from None
 
 
 def _field(name: str):
