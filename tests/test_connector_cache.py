@@ -116,7 +116,7 @@ def test_two_processes_racing_build_one_complete_entry(tmp_path):
         )
         for i in range(2)
     ]
-    while len(list(tmp_path.glob("ready-*"))) < 2:
+    while len(list(tmp_path.glob("ready-*"))) < 2 and all(r.poll() is None for r in racers):
         time.sleep(0.01)
     time.sleep(1.0)  # both check and miss while the reader peeks
     reader.close()

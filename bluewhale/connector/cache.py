@@ -98,7 +98,12 @@ class Cache:
         self.max_bytes = max_bytes
 
     def _lock(self, key: str) -> _Lock:
+        """The readers' lock of entry `key` (shared while in use; eviction takes it exclusively)."""
         return _Lock(self.root / ".locks" / f"{key}.lock")
+
+    def _build_lock(self, key: str) -> _Lock:
+        """The builders' lock of entry `key`: one builder at a time, the others wait for its build."""
+        return _Lock(self.root / ".locks" / f"{key}.build")
 
     def _complete(self, key: str) -> dict | None:
         manifest = self.root / key / MANIFEST
@@ -131,7 +136,7 @@ class Cache:
 
     def _build(self, key: str, build: Callable[[Path], dict]) -> bool:
         """Build and publish entry `key` unless another builder did while this one waited its turn."""
-        guard = _Lock(self.root / ".locks" / f"{key}.build")
+        guard = self._build_lock(key)
         guard.acquire(exclusive=True)
         try:
             if self._complete(key) is not None:
@@ -216,8 +221,7 @@ class Cache:
             for leftover in self.root.glob(".trash-*"):
                 shutil.rmtree(leftover, ignore_errors=True)
             for leftover in self.root.glob(".*.tmp-*"):  # a crashed build's folder (publish_atomically)
-                key = leftover.name[1:].split(".tmp-")[0]
-                lock = _Lock(self.root / ".locks" / f"{key}.build")
+                lock = self._build_lock(leftover.name[1:].split(".tmp-")[0])
                 if lock.acquire(exclusive=True, block=False):  # no builder is writing it now
                     shutil.rmtree(leftover, ignore_errors=True)
                 lock.release()
