@@ -44,9 +44,13 @@ def shared(slurm) -> Path:
     return Path(tempfile.mkdtemp(prefix="bw-slurm-work-"))
 
 
+def task_logs(folder: Path, kind: str = "out") -> list[Path]:
+    """submitit's per-task logs (`out` or `err`; `*` both) under the sweep folders: one per task of each job."""
+    return sorted(folder.glob(f"multirun/**/.submitit/*/*_log.{kind}"))
+
+
 def slurm_logs(folder: Path) -> list[str]:
-    """submitit's per-task logs under a sweep folder: one per task of each Slurm job."""
-    return [p.read_text() for p in sorted(folder.glob("multirun/*/*/.submitit/*/*_log.out"))]
+    return [p.read_text() for p in task_logs(folder)]
 
 
 def submit(shared: Path, *overrides: str) -> None:
@@ -54,8 +58,9 @@ def submit(shared: Path, *overrides: str) -> None:
     hung or died says why (the command's own output names only the rank that gave up)."""
     result = run_bluewhale(shared, *overrides, check=False)
     if result.returncode != 0:
-        logs = sorted(shared.glob("multirun/**/.submitit/*/*_log.*"))
-        tails = "\n".join(f"--- {p.relative_to(shared)}\n{p.read_text()[-3000:]}" for p in logs)
+        tails = "\n".join(
+            f"--- {p.relative_to(shared)}\n{p.read_text()[-3000:]}" for p in task_logs(shared, "*")
+        )
         raise AssertionError(f"bluewhale {' '.join(overrides)} failed:\n{result.stderr[-3000:]}\n{tails}")
 
 
