@@ -90,11 +90,11 @@ def delimited(
     quoted = "".join(f"\\x{{{ord(c):x}}}" for c in delimiter)  # each character by its code: no escaping
     fields = F.split("value", delimiter if plain else quoted, -1)
     value = {name: F.nullif(F.get(fields, i), F.lit("")) for i, name in enumerate(columns)}
-    # the line's shape from the split the fields come from (computed once for both): the field count, and
-    # all fields empty, i.e. the line is its delimiters alone (half the cost of two regular expressions on
-    # the line, and a fraction of a coalesce of every field; README, "RecDP at scale")
-    empty = (len(columns) - 1) * len(delimiter.encode())
-    bad = (F.size(fields) != len(columns)) | (F.octet_length("value") == empty)
+    # the line's shape from the split the fields come from: the field count, and all fields empty, i.e. the
+    # line is its delimiters alone (half the cost of two regular expressions on the line, and a fraction of
+    # a coalesce of every field; README, "RecDP at scale")
+    delimiters_only = (len(columns) - 1) * len(delimiter.encode())
+    bad = (F.size(fields) != len(columns)) | (F.octet_length("value") == delimiters_only)
     for name, check in checks.items():
         bad = bad | ~F.coalesce(value[name].rlike(java_regex(check.pattern)), F.lit(not check.required))
     typed = {name: value[name].try_cast(types[name]) if name in types else value[name] for name in columns}
