@@ -37,7 +37,11 @@ def test_reads_empty_fields_and_negative_integers(tmp_path):
     [
         ("\t".join(line().split("\t")[:20]), "expected 40 tab-separated fields, got 20"),
         (line() + "\textra", "expected 40 tab-separated fields, got 41"),
-        (line(dense=["1", "x7", *["3"] * 11]), "field I2 expected an integer, got 'x7'"),
+        (line(dense=["1", "x7", *["3"] * 11]), "field I2 expected an integer of at most 18 digits, got 'x7'"),
+        (
+            line(dense=["9" * 19, *["3"] * 12]),
+            f"field I1 expected an integer of at most 18 digits, got '{'9' * 19}'",
+        ),
         (line(label="2"), "field label expected 0 or 1, got '2'"),
         (line(label=""), "field label expected 0 or 1, got None"),
     ],
@@ -72,7 +76,7 @@ def test_skip_counts_bad_rows_and_keeps_the_rest_with_true_line_numbers(tmp_path
     assert bad.count == 4
     assert [n for n, _ in bad.examples] == [3, 7, 8, 12]
     assert "label expected 0 or 1" in dict(bad.examples)[7]
-    assert "I2 expected an integer, got 'z'" in dict(bad.examples)[12]
+    assert "I2 expected an integer of at most 18 digits, got 'z'" in dict(bad.examples)[12]
 
 
 def test_dataset_needs_a_path_and_an_existing_file(tmp_path):

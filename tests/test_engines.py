@@ -293,7 +293,9 @@ def test_parallel_reader_stops_at_the_first_bad_line_with_its_number(engine, req
     recdp = yaml.safe_load((CONF / "recdp/criteo_dlrm.yaml").read_text())
     good = "\t".join(["1", *["3"] * 13, *["abcdef01"] * 26])
     path = broken_criteo(tmp_path / "day.txt", 3000, {1717: good.replace("\t3\t", "\tx3\t", 1), 2900: "1\t2"})
-    with pytest.raises(BadRowError, match=r"day.txt:1717: field I1 expected an integer, got 'x3'"):
+    with pytest.raises(
+        BadRowError, match=r"day.txt:1717: field I1 expected an integer of at most 18 digits, got 'x3'"
+    ):
         process(CriteoFile(str(path)), recdp, engine, tmp_path / "cache")
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 

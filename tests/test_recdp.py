@@ -284,7 +284,9 @@ def test_output_is_cached_by_input_and_pipeline(tmp_path):
 
 def test_a_failed_run_leaves_nothing_half_written(tmp_path):
     data = write_criteo(tmp_path / "t.txt", list("abcd"), ["1", "2", "oops", "4"])
-    with pytest.raises(ValueError, match=r"t.txt:3: field I1 expected an integer, got 'oops'"):
+    with pytest.raises(
+        ValueError, match=r"t.txt:3: field I1 expected an integer of at most 18 digits, got 'oops'"
+    ):
         process(data, PIPELINE, PandasEngine(), tmp_path / "cache")
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 

@@ -354,6 +354,14 @@ def test_criteo_empty_lines_and_day_files_count_as_pandas_does(spark, tmp_path):
     ]
 
 
+def test_a_criteo_integer_too_long_for_int64_is_a_bad_row_on_both_engines(spark, tmp_path):
+    good = ["1", *["5"] * 13, *["68fd1e64"] * 26]
+    lines = {3: "\t".join([good[0], "9" * 19, *good[2:]]), 4: "\t".join([good[0], "-" + "9" * 18, *good[2:]])}
+    data = CriteoFile(str(broken_criteo(tmp_path / "train.txt", 300, lines)), bad_rows="skip")
+    report = assert_same_read(spark, data, tmp_path / "s")
+    assert report["examples"] == [(3, f"field I1 expected an integer of at most 18 digits, got '{'9' * 19}'")]
+
+
 # --- end to end: the Spark engine on each twin writes the pandas engine's parquet
 
 

@@ -26,7 +26,7 @@ COLUMNS = [LABEL, *DENSE, *SPARSE]
 
 _CHECKS = {
     LABEL: Check(r"^[01]$", "0 or 1"),
-    **{c: Check(INTEGER, "an integer", required=False) for c in DENSE},
+    **{c: Check(INTEGER, "an integer of at most 18 digits", required=False) for c in DENSE},
 }
 WHAT = "tab-separated fields"
 STRINGS = pa.large_string()  # the pandas engines' frames take large strings without a copy (delimited.py)
