@@ -107,6 +107,8 @@ def test_criteo_pipeline_is_the_same_on_spark(criteo, criteo_pandas, spark, tmp_
     processed, out = outputs(criteo, criteo_dlrm(), spark, tmp_path)
     assert_same_tables(criteo_pandas[1], out)
     assert processed.meta["cardinalities"] == criteo_pandas[0].meta["cardinalities"]
+    # the parse's checkpoint is freed, or a long-lived session (a notebook) fills its heap run after run
+    assert spark.session().sparkContext._jsc.getPersistentRDDs().isEmpty()
     assert processed.meta["rows"] == {"train": 2271, "valid": 300, "test": 429}
     assert not any(p.name.startswith("_scratch") for p in processed.path.iterdir())
 

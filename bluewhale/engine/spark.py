@@ -108,9 +108,11 @@ class SparkEngine:
         finally:
             spark.catalog.clearCache()
             # the parse's local checkpoint is an RDD persisted outside the cache manager: free it too, or a
-            # long-lived session (tests, notebooks) fills the driver's heap run after run
-            for rdd in spark.sparkContext._jsc.getPersistentRDDs().values():
-                rdd.unpersist()
+            # long-lived session (tests, notebooks) fills the driver's heap run after run. Through the context:
+            # the RDD's own unpersist warns, for each, that a local checkpoint cannot be recomputed
+            context = spark.sparkContext._jsc.sc()
+            for rdd in list(spark.sparkContext._jsc.getPersistentRDDs()):
+                context.unpersistRDD(rdd, False)
             shutil.rmtree(scratch, ignore_errors=True)
         return EngineResult(input_rows, cardinalities(pipeline.ops, sizes), bad_rows)
 
