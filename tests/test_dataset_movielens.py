@@ -81,6 +81,11 @@ def test_half_stars_and_an_explicit_variant(tmp_path):
         ("ml-1m", "1::1193::5", "expected 7 ':'-separated parts (4 fields joined by '::'), got 5"),
         ("ml-1m", "1:x:1193::5::978300760", "field _1 expected '::' between fields, got 'x'"),
         ("ml-1m", "1::1193::5::97830076O", "field timestamp expected integer seconds, got '97830076O'"),
+        (
+            "ml-1m",
+            f"{'9' * 19}::1193::5::978300760",
+            f"field user_id expected an integer user id, got '{'9' * 19}'",
+        ),
         ("ml-25m", "1,296,5.5,1147880044", "field rating expected a rating 0.5-5 in steps of 0.5, got '5.5'"),
         ("ml-25m", "1,296,,1147880044", "field rating expected a rating 0.5-5 in steps of 0.5, got None"),
     ],
@@ -286,6 +291,11 @@ def test_item_files_are_a_side_table_with_genres(tmp_path, variant):
         ),
         ("ml-1m", "5::Copycat (1995)", "expected 3 fields joined by '::', got 2"),
         ("ml-1m", "x5::Copycat (1995)::Crime", "field item_id expected an integer item id, got 'x5'"),
+        (
+            "ml-1m",
+            f"{'5' * 19}::Copycat (1995)::Crime",
+            f"field item_id expected an integer item id, got '{'5' * 19}'",
+        ),
         ("ml-25m", "5,Copycat (1995)", "expected 3 comma-separated fields, got 2"),
         ("ml-25m", '5,"Copycat, (1995),Crime', "expected 3 comma-separated fields, got unbalanced quotes"),
     ],

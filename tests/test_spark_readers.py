@@ -144,7 +144,7 @@ def broken_movielens(folder: Path, variant: str, bad_rows: str, rows: int = 6000
     good = movielens_samples.ITEMS[variant][1]
     broken_items = {
         "ml-100k": "5|Copycat (1995)|",
-        "ml-1m": "x5::Copycat (1995)::Crime",
+        "ml-1m": f"{'5' * 19}::Copycat (1995)::Crime",  # too long for int64
         "ml-25m": "5,Copycat",
     }
     movielens_samples.write_items(folder, variant, [good[0], broken_items[variant], good[1]])

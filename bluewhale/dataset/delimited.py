@@ -16,8 +16,9 @@ import pyarrow.csv as pacsv
 
 from bluewhale.dataset.badrows import EXAMPLES
 
-INTEGER = r"^-?[0-9]{1,18}$"  # 18 digits always fit int64; a longer value failed the cast of its whole column
-UNSIGNED = r"^[0-9]+$"
+# At most 18 digits, which always fit int64: a longer value made the cast of its whole column fail, naming no line
+INTEGER = r"^-?[0-9]{1,18}$"
+UNSIGNED = r"^[0-9]{1,18}$"
 NUMBER = r"^-?[0-9]+(\.[0-9]+)?$"
 STRING = pa.string()  # the text columns' type unless a reader asks for large_string
 

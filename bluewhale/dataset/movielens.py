@@ -7,6 +7,7 @@ Every variant reads into the same table: user_id, item_id (int64), rating (float
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,7 @@ def _item_lines(
             if len(parts) != 3:
                 joined = "fields joined by '::'" if dat else "comma-separated fields"
                 problems.append((number, f"expected 3 {joined}, got {len(parts)}"))
-            elif not parts[0].isdigit():
+            elif not re.match(UNSIGNED, parts[0]):
                 problems.append((number, f"field item_id expected an integer item id, got {parts[0]!r}"))
             else:
                 ids.append(int(parts[0]))

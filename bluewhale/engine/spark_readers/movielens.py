@@ -16,10 +16,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from bluewhale.dataset.badrows import BadRows
-from bluewhale.dataset.delimited import Check
+from bluewhale.dataset.delimited import UNSIGNED, Check
 from bluewhale.dataset.movielens import GENRES_100K, NO_GENRES, VARIANTS, MovieLens, read_items, read_ratings
 from bluewhale.engine import ROW
-from bluewhale.engine.spark_readers.lines import LineFormat, Lines, delimited, reason_from
+from bluewhale.engine.spark_readers.lines import LineFormat, Lines, delimited, java_regex, reason_from
 
 log = logging.getLogger(__name__)
 _TYPES = {"user_id": "bigint", "item_id": "bigint", "rating": "float", "timestamp": "bigint"}
@@ -91,6 +91,6 @@ def _movies_dat(reason) -> LineFormat:
     genres = F.when(text.isin("", NO_GENRES), F.array().cast("array<string>")).otherwise(
         F.split(text, r"\|", -1)
     )
-    bad = (F.size(parts) != 3) | ~F.coalesce(F.get(parts, 0).rlike(r"^[0-9]+\z"), F.lit(False))
+    bad = (F.size(parts) != 3) | ~F.coalesce(F.get(parts, 0).rlike(java_regex(UNSIGNED)), F.lit(False))
     columns = {"item_id": F.get(parts, 0).try_cast("bigint"), "title": F.get(parts, 1), "genres": genres}
     return LineFormat(columns, bad, reason)
